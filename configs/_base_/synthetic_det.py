@@ -1,0 +1,54 @@
+# Two generated sources (tools/generate_data.py): "person" annotates only person,
+# "animal" only cat and bird; each source's images also hold the other's objects, unlabelled.
+custom_imports = dict(imports=['mtl_plugin'], allow_failed_imports=False)
+data_root = 'data/synthetic/'
+img_scale = (128, 128)
+backend_args = None
+
+train_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', backend_args=backend_args),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
+]
+
+
+def _source(name, classes, split, pipeline, test_mode=False):
+    return dict(type='CocoDataset', group_name=name, data_root=data_root,
+                ann_file=f'annotations/{name}_{split}.json',
+                data_prefix=dict(img=f'images/{name}/'), metainfo=dict(classes=classes),
+                filter_cfg=None if test_mode else dict(filter_empty_gt=True, min_size=4),
+                test_mode=test_mode, pipeline=pipeline, backend_args=backend_args)
+
+
+sources = dict(person=('person', ), animal=('cat', 'bird'))
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    batch_sampler=None,
+    dataset=dict(type='MultiSourceDataset',
+                 datasets=[_source(n, c, 'train', train_pipeline) for n, c in sources.items()]))
+val_dataloader = dict(
+    batch_size=8,
+    num_workers=0,
+    persistent_workers=False,
+    drop_last=False,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='MultiSourceDataset',
+                 datasets=[_source(n, c, 'val', test_pipeline, True) for n, c in sources.items()]))
+test_dataloader = val_dataloader
+val_evaluator = dict(
+    type='GroupedMetric',
+    metrics={n: dict(type='CocoMetric', ann_file=f'{data_root}annotations/{n}_val.json',
+                     metric='bbox', format_only=False) for n in sources})
+test_evaluator = val_evaluator

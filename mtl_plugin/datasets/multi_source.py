@@ -1,0 +1,293 @@
+"""``MultiSourceDataset``: several independent datasets, every sample tagged with its group."""
+import bisect
+import copy
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+from mmengine.dataset import BaseDataset
+from mmengine.registry import DATASETS
+from mmengine.structures import BaseDataElement
+from torch.utils.data import Dataset
+
+from ..routing import LabelSpace
+
+GROUP_KEYS = ('group_id', 'group_name')
+
+
+class _InjectGroup:
+    """First transform of each source's pipeline: puts the group into ``results``.
+
+    Transforms (``GroupBasedAugmentation``, group-weighted losses' targets) read
+    ``results['group_id']`` / ``results['group_name']``. With a unified label space it
+    also shifts each instance's ``bbox_label`` into that space.
+    """
+
+    def __init__(self, group_id: int, group_name: str, label_map: Optional[np.ndarray]) -> None:
+        self.group_id = group_id
+        self.group_name = group_name
+        self.label_map = label_map
+
+    def __call__(self, results: dict) -> dict:
+        results['group_id'] = self.group_id
+        results['group_name'] = self.group_name
+        if self.label_map is not None and 'instances' in results:
+            results['instances'] = [
+                dict(inst, bbox_label=int(self.label_map[inst['bbox_label']]))
+                if 'bbox_label' in inst else inst for inst in results['instances']]
+        return results
+
+    def __repr__(self) -> str:
+        return f'InjectGroup(group_id={self.group_id}, group_name={self.group_name!r})'
+
+
+def attach_group(data: Any, group_id: int, group_name: str) -> Any:
+    """Set ``group_id`` / ``group_name`` on the data samples of one packed sample.
+
+    Stock packers (``PackDetInputs``, ``PackPoseInputs``) keep only their ``meta_keys``,
+    so the group is set after the pipeline instead of asking users to edit every
+    pipeline's ``meta_keys``.
+
+    Args:
+        data (Any): Output of a dataset pipeline, usually ``dict(inputs, data_samples)``.
+        group_id (int): The group's integer id.
+        group_name (str): The group's name.
+
+    Returns:
+        Any: ``data``, with the group set on every ``BaseDataElement`` it holds.
+    """
+    if isinstance(data, dict):
+        samples = data.get('data_samples')
+        for sample in samples if isinstance(samples, (list, tuple)) else [samples]:
+            if isinstance(sample, BaseDataElement):
+                sample.set_metainfo(dict(group_id=group_id, group_name=group_name))
+            elif isinstance(sample, dict):
+                sample.update(group_id=group_id, group_name=group_name)
+    return data
+
+
+@DATASETS.register_module()
+class MultiSourceDataset(Dataset):
+    """Concatenation of independent datasets in which every sample knows its group.
+
+    Each source is a dataset config (any registered dataset of the current scope:
+    mmdet's ``CocoDataset``, mmpose's ``CocoDataset``, ...) with two extra keys:
+    ``group_name`` (required) and ``group_id`` (optional, defaults to the source's
+    position). Guarantees:
+
+    - ``data_samples.metainfo['group_id']`` (int) and ``['group_name']`` (str) on every
+      sample, and ``results['group_id']`` / ``['group_name']`` for every transform;
+    - :attr:`group_ids`, one integer per sample, from the annotation files only;
+    - each source keeps its own label space (:meth:`get_group_metainfo`); with
+      ``label_space='unified'``, instance labels are shifted into one unified space
+      (for a single head over the union of the classes).
+
+    Args:
+        datasets (Sequence[dict]): Source configs (``type`` + ``group_name`` +
+            optional ``group_id``), or ``dict(group_name=..., dataset=<cfg or dataset>)``.
+        metainfo (dict | str, optional): Metainfo of the whole dataset: a dict, or a
+            group name whose metainfo to use (e.g. the keypoint layout every source
+            was converted to). Defaults to the sources' common metainfo, or, when their
+            classes differ, the unified classes.
+        label_space (str): ``'group'`` (labels stay in each source's own space) or
+            ``'unified'``. Defaults to ``'group'``.
+        unified_classes (Sequence[str], optional): Classes of the unified space. Defaults
+            to the ordered union of the sources' class names.
+        class_mapping (dict, optional): Per group, local class name -> unified name.
+        lazy_init (bool): Defer building ``group_ids`` until first use. Defaults to False.
+    """
+
+    def __init__(self,
+                 datasets: Sequence[Union[dict, Mapping]],
+                 metainfo: Optional[Union[dict, str]] = None,
+                 label_space: str = 'group',
+                 unified_classes: Optional[Sequence[str]] = None,
+                 class_mapping: Optional[Dict[str, Dict[str, str]]] = None,
+                 lazy_init: bool = False) -> None:
+        if not isinstance(datasets, (list, tuple)) or not datasets:
+            raise TypeError('MultiSourceDataset needs a non-empty list of dataset configs, '
+                            f'but got {datasets!r}')
+        if label_space not in ('group', 'unified'):
+            raise ValueError(f"label_space must be 'group' or 'unified', but got {label_space!r}")
+        self.group_names: List[str] = []
+        self.group_id_list: List[int] = []
+        self.datasets: List[BaseDataset] = []
+        for pos, entry in enumerate(datasets):
+            name, gid, dataset = self._parse_entry(pos, entry)
+            self.group_names.append(name)
+            self.group_id_list.append(gid)
+            self.datasets.append(dataset)
+        self._check_unique()
+        self.label_space = label_space
+        self._unified_classes = unified_classes
+        self._class_mapping = class_mapping
+        self._user_metainfo = metainfo
+        self._fully_initialized = False
+        if not lazy_init:
+            self.full_init()
+
+    # ------------------------------------------------------------------ building
+    @staticmethod
+    def _parse_entry(pos: int, entry: Mapping):
+        if isinstance(entry, Mapping) and 'type' in entry:
+            cfg = copy.deepcopy(dict(entry))
+            name, gid = cfg.pop('group_name', None), cfg.pop('group_id', pos)
+            dataset = cfg
+        elif isinstance(entry, Mapping) and 'dataset' in entry:
+            name, gid, dataset = entry.get('group_name'), entry.get('group_id', pos), entry['dataset']
+        else:
+            raise TypeError(f'datasets[{pos}] must be a dataset config with "type" and '
+                            '"group_name", or dict(group_name=..., dataset=...), '
+                            f'but got {entry!r}')
+        if not isinstance(name, str) or not name:
+            raise ValueError(f'datasets[{pos}] has no group_name: add group_name="<name>" '
+                             f'to it (got {name!r})')
+        if isinstance(gid, bool) or not isinstance(gid, (int, np.integer)) or gid < 0:
+            raise ValueError(f'datasets[{pos}] ("{name}") group_id must be an int >= 0, '
+                             f'but got {gid!r}')
+        if isinstance(dataset, Mapping):
+            dataset = DATASETS.build(dataset)
+        return name, int(gid), dataset
+
+    def _check_unique(self) -> None:
+        for what, values in (('group name', self.group_names), ('group id', self.group_id_list)):
+            seen: Dict[Any, str] = {}
+            for value, name in zip(values, self.group_names):
+                if value in seen:
+                    raise ValueError(f'duplicate {what} {value!r}: used by "{seen[value]}" and '
+                                     f'"{name}"; every source needs its own')
+                seen[value] = name
+
+    def full_init(self) -> None:
+        """Build the sources, the group id array and the label space (once)."""
+        if self._fully_initialized:
+            return
+        lengths = []
+        for name, dataset in zip(self.group_names, self.datasets):
+            if hasattr(dataset, 'full_init'):
+                dataset.full_init()
+            n = len(dataset)
+            if n == 0:
+                raise ValueError(f'source "{name}" has zero samples (check its ann_file, '
+                                 'data_prefix and filter_cfg)')
+            lengths.append(n)
+        self.cumulative_sizes = np.cumsum(lengths).tolist()
+        # one int per sample, from the sources' lengths only: no image is read
+        self._group_ids = np.repeat(np.asarray(self.group_id_list, dtype=np.int64), lengths)
+        self.label_map = self._build_label_space()
+        for gid, name, dataset in zip(self.group_id_list, self.group_names, self.datasets):
+            pipeline = getattr(dataset, 'pipeline', None)
+            label_map = None
+            if self.label_map is not None:
+                label_map = self.label_map.lookup(name).numpy()
+            if pipeline is not None and hasattr(pipeline, 'transforms'):
+                pipeline.transforms.insert(0, _InjectGroup(gid, name, label_map))
+        self._metainfo = self._build_metainfo()
+        self._fully_initialized = True
+
+    def _build_label_space(self) -> Optional[LabelSpace]:
+        classes = {n: d.metainfo.get('classes') for n, d in zip(self.group_names, self.datasets)}
+        if any(c is None for c in classes.values()):
+            if self.label_space == 'unified':
+                missing = [n for n, c in classes.items() if c is None]
+                raise ValueError(f"label_space='unified' needs classes in every source's "
+                                 f'metainfo, but {missing} have none')
+            return None
+        space = LabelSpace(classes, self._unified_classes, self._class_mapping)
+        return space if self.label_space == 'unified' else None
+
+    def _build_metainfo(self) -> dict:
+        group_meta = {n: copy.deepcopy(d.metainfo) for n, d in zip(self.group_names, self.datasets)}
+        user = self._user_metainfo
+        if isinstance(user, str):
+            if user not in group_meta:
+                raise KeyError(f'metainfo="{user}" names no group; groups: {self.group_names}')
+            meta = copy.deepcopy(group_meta[user])
+        elif isinstance(user, Mapping):
+            meta = self._parse_user_metainfo(dict(user))
+        elif self.label_map is not None:
+            meta = dict(classes=self.label_map.unified_classes)
+            palettes = [m.get('palette') for m in group_meta.values()]
+            if all(p is not None for p in palettes):
+                meta['palette'] = self._unified_palette(group_meta)
+        else:
+            meta = copy.deepcopy(group_meta[self.group_names[0]])
+        meta.update(group_names=tuple(self.group_names),
+                    group_name_to_id=dict(zip(self.group_names, self.group_id_list)),
+                    group_metainfo=group_meta,
+                    label_space=self.label_space)
+        return meta
+
+    def _unified_palette(self, group_meta: dict) -> list:
+        palette = {}
+        for name, meta in group_meta.items():
+            for cls, colour in zip(meta['classes'], meta['palette']):
+                palette.setdefault(self._class_mapping.get(name, {}).get(cls, cls)
+                                   if self._class_mapping else cls, colour)
+        return [palette.get(c, (220, 20, 60)) for c in self.label_map.unified_classes]
+
+    @staticmethod
+    def _parse_user_metainfo(meta: dict) -> dict:
+        if 'from_file' in meta:  # mmpose style: dict(from_file='configs/_base_/datasets/x.py')
+            from mmpose.datasets.datasets.utils import parse_pose_metainfo
+            return parse_pose_metainfo(meta)
+        return meta
+
+    # ------------------------------------------------------------------ access
+    @property
+    def group_ids(self) -> np.ndarray:
+        """Group id of every sample, shape (N,), int64; read from annotations only."""
+        self.full_init()
+        return self._group_ids
+
+    @property
+    def metainfo(self) -> dict:
+        """Metainfo of the whole dataset, with ``group_names``, ``group_name_to_id``,
+        ``group_metainfo`` (each source's own, incl. its ``classes``) and ``label_space``."""
+        self.full_init()
+        return copy.deepcopy(self._metainfo)
+
+    def get_group_metainfo(self, group: Union[str, int]) -> dict:
+        """Metainfo (own label space) of one group, by name or id."""
+        return copy.deepcopy(self.datasets[self._group_index(group)].metainfo)
+
+    def get_group_dataset(self, group: Union[str, int]) -> BaseDataset:
+        """The source dataset of one group, by name or id."""
+        return self.datasets[self._group_index(group)]
+
+    def _group_index(self, group: Union[str, int]) -> int:
+        keys = self.group_names if isinstance(group, str) else self.group_id_list
+        if group not in keys:
+            raise KeyError(f'unknown group {group!r}; known groups: '
+                           f'{dict(zip(self.group_names, self.group_id_list))}')
+        return keys.index(group)
+
+    def locate(self, idx: int):
+        """Return ``(source position, index within that source)`` of global ``idx``."""
+        self.full_init()
+        if idx < 0:
+            idx += len(self)
+        if not 0 <= idx < len(self):
+            raise IndexError(f'index {idx} out of range for {len(self)} samples')
+        pos = bisect.bisect_right(self.cumulative_sizes, idx)
+        return pos, idx - (self.cumulative_sizes[pos - 1] if pos else 0)
+
+    def get_data_info(self, idx: int) -> dict:
+        """Annotation of sample ``idx`` (no image read), with its group keys."""
+        pos, local = self.locate(idx)
+        info = self.datasets[pos].get_data_info(local)
+        info.update(group_id=self.group_id_list[pos], group_name=self.group_names[pos])
+        return info
+
+    def __len__(self) -> int:
+        self.full_init()
+        return self.cumulative_sizes[-1]
+
+    def __getitem__(self, idx: int) -> Any:
+        pos, local = self.locate(idx)
+        # the source's own __getitem__ keeps its refetch-on-None logic (within the group)
+        data = self.datasets[pos][local]
+        return attach_group(data, self.group_id_list[pos], self.group_names[pos])
+
+    def __repr__(self) -> str:
+        groups = ', '.join(f'{n}(id={i})' for n, i in zip(self.group_names, self.group_id_list))
+        return f'{self.__class__.__name__}(groups=[{groups}], label_space={self.label_space!r})'

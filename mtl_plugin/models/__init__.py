@@ -1,0 +1,2 @@
+"""Models: multi-head detectors and estimators, heads, losses."""
+__all__: list = []

@@ -1,0 +1,245 @@
+"""Generated multi-source COCO datasets with partial labels (demo, tests, benchmarks).
+
+Each *source* annotates only its own classes, but its images also contain objects of
+the other sources' classes, left unlabelled: the partial-label situation of two
+independent datasets (a person set whose images show unlabelled animals, and vice
+versa). Each source can have its own look (background colour and texture, object
+scale), as real datasets do; a fully labelled test split mixes the looks.
+
+Every object carries 4 keypoints (top, right, bottom, left extreme of its shape), so
+the same files serve detection and top-down pose.
+"""
+import json
+import os
+import os.path as osp
+import tempfile
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+KEYPOINT_NAMES = ('top', 'right', 'bottom', 'left')
+SHAPES = ('ellipse', 'triangle', 'square', 'diamond', 'cross', 'ring')
+COLOURS = ((220, 40, 40), (30, 140, 240), (50, 50, 210), (30, 220, 230), (200, 50, 200),
+           (210, 200, 30))  # BGR
+
+
+@dataclass
+class SourceSpec:
+    """One generated source.
+
+    Args:
+        name (str): Group name, e.g. ``'person'``.
+        classes (Sequence[str]): Classes this source annotates.
+        background (tuple[int, int, int]): Mean background colour (BGR) of its look.
+        texture (float): Std of the background noise.
+        scale (tuple[float, float]): Object size range as a fraction of the image side.
+    """
+    name: str
+    classes: Sequence[str]
+    background: Tuple[int, int, int] = (120, 120, 120)
+    texture: float = 10.0
+    scale: Tuple[float, float] = (0.15, 0.35)
+
+
+DEFAULT_SOURCES = (
+    SourceSpec('person', ('person',), background=(170, 140, 90), texture=6.0,
+               scale=(0.18, 0.4)),
+    SourceSpec('animal', ('cat', 'bird'), background=(60, 120, 60), texture=22.0,
+               scale=(0.12, 0.3)),
+)
+
+
+@dataclass
+class GeneratorConfig:
+    """Settings of :func:`generate_multi_source`.
+
+    Args:
+        sources (Sequence[SourceSpec]): The sources. Defaults to person + animal.
+        num_train (int): Training images per source. Defaults to 64.
+        num_val (int): Validation images per source (partial labels). Defaults to 16.
+        num_test (int): Images of the fully labelled, mixed-look test split.
+            Defaults to 32.
+        img_size (int): Square image side in pixels. Defaults to 128.
+        max_own (int): Max labelled objects per image (at least 1). Defaults to 3.
+        max_other (int): Max unlabelled objects of other sources' classes. Defaults to 2.
+        shared_look (bool): Give all sources the first source's look. Defaults to False.
+        write_images (bool): Write JPEGs (False: annotations only, e.g. for a 118k-image
+            file that tests that nothing reads images). Defaults to True.
+        seed (int): Random seed; the output is a function of the config. Defaults to 0.
+    """
+    sources: Sequence[SourceSpec] = field(default_factory=lambda: list(DEFAULT_SOURCES))
+    num_train: int = 64
+    num_val: int = 16
+    num_test: int = 32
+    img_size: int = 128
+    max_own: int = 3
+    max_other: int = 2
+    shared_look: bool = False
+    write_images: bool = True
+    seed: int = 0
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` on settings that cannot produce a dataset."""
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names) or not names:
+            raise ValueError(f'source names must be unique and non-empty, got {names}')
+        classes = [c for s in self.sources for c in s.classes]
+        if len(set(classes)) != len(classes):
+            raise ValueError(f'a class may belong to one source only, got {classes}')
+        if len(classes) > len(SHAPES):
+            raise ValueError(f'at most {len(SHAPES)} classes in all, got {len(classes)}')
+        for key in ('num_train', 'num_val', 'num_test', 'max_other'):
+            if getattr(self, key) < 0:
+                raise ValueError(f'{key} must be >= 0, got {getattr(self, key)}')
+        if self.max_own < 1 or self.img_size < 32:
+            raise ValueError(f'need max_own >= 1 and img_size >= 32, got {self.max_own}, '
+                             f'{self.img_size}')
+
+
+def _shape_polygon(shape: str, cx: float, cy: float, w: float, h: float) -> np.ndarray:
+    """Outline points (N, 2) of a class shape inside the box centred at (cx, cy)."""
+    t = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    unit = {
+        'ellipse': np.stack([np.cos(t), np.sin(t)], 1),
+        'triangle': np.array([[0, -1], [1, 1], [-1, 1]], float),
+        'square': np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], float),
+        'diamond': np.array([[0, -1], [1, 0], [0, 1], [-1, 0]], float),
+        'cross': np.array([[-.3, -1], [.3, -1], [.3, -.3], [1, -.3], [1, .3], [.3, .3],
+                           [.3, 1], [-.3, 1], [-.3, .3], [-1, .3], [-1, -.3], [-.3, -.3]]),
+        'ring': np.stack([np.cos(t), np.sin(t)], 1),
+    }[shape]
+    return unit * [w / 2, h / 2] + [cx, cy]
+
+
+def _keypoints(poly: np.ndarray) -> np.ndarray:
+    """Top, right, bottom, left extreme points of an outline, (4, 2)."""
+    return poly[[poly[:, 1].argmin(), poly[:, 0].argmax(), poly[:, 1].argmax(),
+                 poly[:, 0].argmin()]]
+
+
+class _Painter:
+    """Draws images and their annotations for one split."""
+
+    def __init__(self, cfg: GeneratorConfig, rng: np.random.Generator) -> None:
+        self.cfg = cfg
+        self.rng = rng
+        classes = [c for s in cfg.sources for c in s.classes]
+        self.shape_of = dict(zip(classes, SHAPES))
+        self.colour_of = dict(zip(classes, COLOURS))
+
+    def background(self, look: SourceSpec) -> np.ndarray:
+        size = self.cfg.img_size
+        base = np.array(look.background, np.float32) + self.rng.normal(0, 12, 3)
+        grad = np.linspace(-20, 20, size, dtype=np.float32)[:, None, None]
+        noise = self.rng.normal(0, look.texture, (size, size, 3)).astype(np.float32)
+        return np.clip(base + grad + noise, 0, 255).astype(np.uint8)
+
+    def draw_object(self, img: Optional[np.ndarray], cls: str,
+                    look: SourceSpec) -> Tuple[List[float], np.ndarray]:
+        size = self.cfg.img_size
+        w, h = self.rng.uniform(*look.scale, 2) * size
+        cx, cy = self.rng.uniform([w / 2, h / 2], [size - w / 2, size - h / 2])
+        poly = _shape_polygon(self.shape_of[cls], cx, cy, w, h)
+        if img is not None:
+            colour = tuple(int(c) for c in np.clip(
+                np.array(self.colour_of[cls]) + self.rng.normal(0, 15, 3), 0, 255))
+            pts = poly.round().astype(np.int32)
+            if self.shape_of[cls] == 'ring':
+                cv2.polylines(img, [pts], True, colour, max(2, int(min(w, h) / 6)))
+            else:
+                cv2.fillPoly(img, [pts], colour)
+        x0, y0 = poly.min(0)
+        x1, y1 = poly.max(0)
+        return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)], _keypoints(poly)
+
+
+def _categories(classes: Sequence[str]) -> List[dict]:
+    return [dict(id=i + 1, name=c, supercategory=c, keypoints=list(KEYPOINT_NAMES),
+                 skeleton=[[1, 2], [2, 3], [3, 4], [4, 1]]) for i, c in enumerate(classes)]
+
+
+def _atomic_json(obj: dict, path: str) -> None:
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), suffix='.tmp')
+    with os.fdopen(fd, 'w') as f:
+        json.dump(obj, f)
+    os.replace(tmp, path)
+
+
+def _make_split(cfg: GeneratorConfig, painter: _Painter, out_dir: str, split: str,
+                look_sources: List[SourceSpec], labelled: Sequence[str], n: int,
+                image_dir: str) -> dict:
+    """Generate ``n`` images; objects of ``labelled`` classes are annotated."""
+    all_classes = [c for s in cfg.sources for c in s.classes]
+    cat_id = {c: i + 1 for i, c in enumerate(labelled)}
+    images, anns = [], []
+    for i in range(n):
+        look = look_sources[i % len(look_sources)]
+        own = [c for c in labelled if c in look.classes] or list(labelled)
+        others = [c for c in all_classes if c not in own]
+        objs = list(painter.rng.choice(own, painter.rng.integers(1, cfg.max_own + 1)))
+        if others and cfg.max_other:
+            objs += list(painter.rng.choice(others, painter.rng.integers(0, cfg.max_other + 1)))
+        painter.rng.shuffle(objs)
+        paint_look = cfg.sources[0] if cfg.shared_look else look
+        img = painter.background(paint_look) if cfg.write_images else None
+        file_name = f'{split}_{i:06d}.jpg'
+        for cls in objs:
+            bbox, kpts = painter.draw_object(img, str(cls), paint_look)
+            if cls not in cat_id:
+                continue
+            kp = np.concatenate([kpts, np.full((4, 1), 2.0)], 1).reshape(-1)
+            anns.append(dict(id=len(anns) + 1, image_id=i + 1, category_id=cat_id[cls],
+                             bbox=[round(v, 2) for v in bbox], area=round(bbox[2] * bbox[3], 2),
+                             iscrowd=0, num_keypoints=4,
+                             keypoints=[round(float(v), 2) for v in kp]))
+        images.append(dict(id=i + 1, file_name=file_name, width=cfg.img_size,
+                           height=cfg.img_size, source=look.name))
+        if img is not None:
+            os.makedirs(osp.join(out_dir, image_dir), exist_ok=True)
+            cv2.imwrite(osp.join(out_dir, image_dir, file_name), img)
+    return dict(images=images, annotations=anns, categories=_categories(labelled))
+
+
+def generate_multi_source(out_dir: str, cfg: Optional[GeneratorConfig] = None) -> Dict[str, str]:
+    """Write a multi-source COCO dataset under ``out_dir``.
+
+    Layout::
+
+        out_dir/images/<source>/{train,val}_*.jpg   out_dir/images/test/test_*.jpg
+        out_dir/annotations/<source>_{train,val}.json   (that source's classes only)
+        out_dir/annotations/test_full.json              (all classes, mixed looks)
+        out_dir/meta.json
+
+    Args:
+        out_dir (str): Output folder (created).
+        cfg (GeneratorConfig, optional): Settings. Defaults to ``GeneratorConfig()``.
+
+    Returns:
+        dict[str, str]: Split key (``'person_train'``, ``'test_full'``, ...) -> JSON path.
+    """
+    cfg = cfg or GeneratorConfig()
+    cfg.validate()
+    rng = np.random.default_rng(cfg.seed)
+    painter = _Painter(cfg, rng)
+    files = {}
+    for src in cfg.sources:
+        for split, n in (('train', cfg.num_train), ('val', cfg.num_val)):
+            coco = _make_split(cfg, painter, out_dir, split, [src], src.classes, n,
+                               osp.join('images', src.name))
+            files[f'{src.name}_{split}'] = osp.join(out_dir, 'annotations',
+                                                    f'{src.name}_{split}.json')
+            _atomic_json(coco, files[f'{src.name}_{split}'])
+    if cfg.num_test:
+        all_classes = [c for s in cfg.sources for c in s.classes]
+        coco = _make_split(cfg, painter, out_dir, 'test', list(cfg.sources), all_classes,
+                           cfg.num_test, osp.join('images', 'test'))
+        files['test_full'] = osp.join(out_dir, 'annotations', 'test_full.json')
+        _atomic_json(coco, files['test_full'])
+    meta = dict(seed=cfg.seed, img_size=cfg.img_size, shared_look=cfg.shared_look,
+                sources={s.name: list(s.classes) for s in cfg.sources},
+                keypoints=list(KEYPOINT_NAMES), files=files)
+    _atomic_json(meta, osp.join(out_dir, 'meta.json'))
+    return files
