@@ -240,6 +240,7 @@ def generate_multi_source(out_dir: str, cfg: Optional[GeneratorConfig] = None) -
         _atomic_json(coco, files['test_full'])
     meta = dict(seed=cfg.seed, img_size=cfg.img_size, shared_look=cfg.shared_look,
                 sources={s.name: list(s.classes) for s in cfg.sources},
-                keypoints=list(KEYPOINT_NAMES), files=files)
+                keypoints=list(KEYPOINT_NAMES),
+                files={k: osp.relpath(v, out_dir) for k, v in files.items()})
     _atomic_json(meta, osp.join(out_dir, 'meta.json'))
     return files

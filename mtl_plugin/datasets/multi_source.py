@@ -40,6 +40,11 @@ class _InjectGroup:
         return f'InjectGroup(group_id={self.group_id}, group_name={self.group_name!r})'
 
 
+def _meta(dataset: Any) -> dict:
+    """A copy of a source's metainfo (empty for plain sequences)."""
+    return copy.deepcopy(dict(getattr(dataset, 'metainfo', None) or {}))
+
+
 def attach_group(data: Any, group_id: int, group_name: str) -> Any:
     """Set ``group_id`` / ``group_name`` on the data samples of one packed sample.
 
@@ -145,7 +150,8 @@ class MultiSourceDataset(Dataset):
             raise ValueError(f'datasets[{pos}] ("{name}") group_id must be an int >= 0, '
                              f'but got {gid!r}')
         if isinstance(dataset, Mapping):
-            dataset = DATASETS.build(dataset)
+            # annotations are loaded in full_init, where errors can name the source
+            dataset = DATASETS.build(dict(dataset, lazy_init=True))
         return name, int(gid), dataset
 
     def _check_unique(self) -> None:
@@ -163,9 +169,16 @@ class MultiSourceDataset(Dataset):
             return
         lengths = []
         for name, dataset in zip(self.group_names, self.datasets):
-            if hasattr(dataset, 'full_init'):
-                dataset.full_init()
-            n = len(dataset)
+            try:
+                if hasattr(dataset, 'full_init'):
+                    dataset.full_init()
+                n = len(dataset)
+            except Exception as err:
+                if getattr(dataset, 'data_list', None) == []:
+                    n = 0  # mmengine cannot serialize an empty source
+                else:
+                    raise ValueError(f'source "{name}" failed to load: '
+                                     f'{type(err).__name__}: {err}') from err
             if n == 0:
                 raise ValueError(f'source "{name}" has zero samples (check its ann_file, '
                                  'data_prefix and filter_cfg)')
@@ -185,7 +198,7 @@ class MultiSourceDataset(Dataset):
         self._fully_initialized = True
 
     def _build_label_space(self) -> Optional[LabelSpace]:
-        classes = {n: d.metainfo.get('classes') for n, d in zip(self.group_names, self.datasets)}
+        classes = {n: _meta(d).get('classes') for n, d in zip(self.group_names, self.datasets)}
         if any(c is None for c in classes.values()):
             if self.label_space == 'unified':
                 missing = [n for n, c in classes.items() if c is None]
@@ -196,7 +209,7 @@ class MultiSourceDataset(Dataset):
         return space if self.label_space == 'unified' else None
 
     def _build_metainfo(self) -> dict:
-        group_meta = {n: copy.deepcopy(d.metainfo) for n, d in zip(self.group_names, self.datasets)}
+        group_meta = {n: _meta(d) for n, d in zip(self.group_names, self.datasets)}
         user = self._user_metainfo
         if isinstance(user, str):
             if user not in group_meta:
@@ -248,7 +261,7 @@ class MultiSourceDataset(Dataset):
 
     def get_group_metainfo(self, group: Union[str, int]) -> dict:
         """Metainfo (own label space) of one group, by name or id."""
-        return copy.deepcopy(self.datasets[self._group_index(group)].metainfo)
+        return _meta(self.datasets[self._group_index(group)])
 
     def get_group_dataset(self, group: Union[str, int]) -> BaseDataset:
         """The source dataset of one group, by name or id."""

@@ -8,6 +8,7 @@ getattr that resolves only ``HistoryBuffer``'s own methods: any other use of get
 file still fails to load.
 """
 import builtins
+import pickle
 from typing import Any, List
 
 import numpy as np
@@ -22,13 +23,8 @@ def _history_buffer_getattr(obj: Any, name: str, *default: Any) -> Any:
     if obj is HistoryBuffer and isinstance(name, str) and not name.startswith('_') \
             and callable(getattr(HistoryBuffer, name, None)):
         return getattr(HistoryBuffer, name)
-    raise pickle_error(obj, name)
-
-
-def pickle_error(obj: Any, name: str) -> Exception:
-    """Error raised for a getattr that the safe loader does not allow."""
-    return RuntimeError(f'refusing getattr({obj!r}, {name!r}) while loading a checkpoint with '
-                        'weights_only=True: only HistoryBuffer methods are allowed')
+    raise pickle.UnpicklingError(f'refusing getattr({obj!r}, {name!r}) while loading a checkpoint with '
+                                 'weights_only=True: only HistoryBuffer methods are allowed')
 
 
 def _numpy_globals() -> List[Any]:

@@ -1,0 +1,43 @@
+"""Shared fixtures: paths, generated data, the real samples in ../shared/data/real."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SHARED_REAL = osp.normpath(osp.join(REPO, '..', 'shared', 'data', 'real'))
+PYTHON = sys.executable
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'real_data: needs ../shared/data/real')
+
+
+@pytest.fixture(scope='session')
+def shared_real() -> str:
+    """Path of the real sample data; tests using it skip only when it is absent."""
+    if not osp.isdir(SHARED_REAL):
+        pytest.skip(f'{SHARED_REAL} is absent')
+    return SHARED_REAL
+
+
+@pytest.fixture(scope='session')
+def synthetic_root(tmp_path_factory) -> str:
+    """A small generated two-source dataset (person; cat + bird), 128 px."""
+    from mtl_plugin.synthetic import GeneratorConfig, generate_multi_source
+    root = str(tmp_path_factory.mktemp('synthetic'))
+    generate_multi_source(root, GeneratorConfig(num_train=16, num_val=8, num_test=8, seed=0))
+    return root
+
+
+def run_tool(args, cwd=REPO, timeout=600, env=None) -> subprocess.CompletedProcess:
+    """Run a tools/*.py script (or any argv) and fail with its output if it fails."""
+    full_env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1', **(env or {}))
+    proc = subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f'{args} exited {proc.returncode}\n--- stdout\n'
+                             f'{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-6000:]}')
+    return proc
