@@ -52,14 +52,17 @@ def test_grouped_metric_equals_pycocotools_per_group(synthetic_root, label_space
         g: dict(type='CocoMetric', ann_file=osp.join(synthetic_root, f'annotations/{g}_val.json'))
         for g in GROUPS}))
     evaluator.dataset_meta = dict(
-        classes=space.unified_classes if label_space == 'unified' else ('person', ),
+        classes=space.unified_classes, unified_classes=space.unified_classes,
         label_space=label_space, group_metainfo={g: dict(classes=c) for g, c in GROUPS.items()})
     samples = []
     for (group, img_id), (boxes, scores, labels) in preds.items():
         labels = torch.as_tensor(labels)
+        marks = {}
         if label_space == 'unified':
             labels = space.to_unified(group, labels)
-        samples.append(dict(group_name=group, img_id=img_id, ori_shape=(128, 128),
+        elif group == 'animal':  # a multi-head model marks its merged predictions
+            labels, marks = space.to_unified(group, labels), dict(pred_label_space='unified')
+        samples.append(dict(group_name=group, img_id=img_id, ori_shape=(128, 128), **marks,
                             pred_instances=dict(bboxes=torch.as_tensor(boxes).float(),
                                                 scores=torch.as_tensor(scores).float(),
                                                 labels=labels)))

@@ -75,6 +75,7 @@ def test_each_group_keeps_its_label_space(sources):
     assert meta['group_metainfo']['animal']['classes'] == ('cat', 'bird')
     assert meta['group_name_to_id'] == dict(person=0, animal=7)
     assert meta['label_space'] == 'group'
+    assert meta['classes'] == meta['unified_classes'] == ('person', 'cat', 'bird')
     # labels stay local: the animal source's labels are 0 (cat) and 1 (bird)
     labels = torch.cat([ds[i]['data_samples'].gt_instances.labels for i in range(16, 32)])
     assert set(labels.tolist()) == {0, 1}

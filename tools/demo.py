@@ -18,7 +18,7 @@ from mmengine.runner import Runner
 import mtl_plugin  # noqa: F401
 from mtl_plugin.synthetic import GeneratorConfig, generate_multi_source
 
-DEFAULT_CONFIG = 'configs/demo/retinanet_r18_fpn_1xb8-4e_synthetic-union.py'
+DEFAULT_CONFIG = 'configs/demo/multihead_retinanet_r18_fpn_1xb8-4e_synthetic.py'
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,8 +71,11 @@ def save_predictions(runner: Runner, path: str, per_group: int = 3) -> None:
         tiles = []
         for inputs, out in zip(batch['inputs'], outputs):
             img = np.ascontiguousarray(inputs.permute(1, 2, 0).numpy()[..., ::-1])
+            if dataset.label_space == 'group':  # draw GT with the unified class names
+                gt = out.gt_instances
+                gt.labels = dataset.unified_space.to_unified(out.group_name, gt.labels)
             vis.add_datasample('pred', img, out, draw_gt=True, draw_pred=True,
-                               pred_score_thr=0.3, show=False)
+                               pred_score_thr=0.4, show=False)
             tiles.append(vis.get_image()[..., ::-1])
         rows.append(np.concatenate(tiles, 1))
     width = max(r.shape[1] for r in rows)

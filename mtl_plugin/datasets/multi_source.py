@@ -186,18 +186,19 @@ class MultiSourceDataset(Dataset):
         self.cumulative_sizes = np.cumsum(lengths).tolist()
         # one int per sample, from the sources' lengths only: no image is read
         self._group_ids = np.repeat(np.asarray(self.group_id_list, dtype=np.int64), lengths)
-        self.label_map = self._build_label_space()
+        self.unified_space = self._build_label_space()
         for gid, name, dataset in zip(self.group_id_list, self.group_names, self.datasets):
             pipeline = getattr(dataset, 'pipeline', None)
             label_map = None
-            if self.label_map is not None:
-                label_map = self.label_map.lookup(name).numpy()
+            if self.label_space == 'unified':
+                label_map = self.unified_space.lookup(name).numpy()
             if pipeline is not None and hasattr(pipeline, 'transforms'):
                 pipeline.transforms.insert(0, _InjectGroup(gid, name, label_map))
         self._metainfo = self._build_metainfo()
         self._fully_initialized = True
 
     def _build_label_space(self) -> Optional[LabelSpace]:
+        """The unified label space of the sources' classes (None if a source has none)."""
         classes = {n: _meta(d).get('classes') for n, d in zip(self.group_names, self.datasets)}
         if any(c is None for c in classes.values()):
             if self.label_space == 'unified':
@@ -205,8 +206,7 @@ class MultiSourceDataset(Dataset):
                 raise ValueError(f"label_space='unified' needs classes in every source's "
                                  f'metainfo, but {missing} have none')
             return None
-        space = LabelSpace(classes, self._unified_classes, self._class_mapping)
-        return space if self.label_space == 'unified' else None
+        return LabelSpace(classes, self._unified_classes, self._class_mapping)
 
     def _build_metainfo(self) -> dict:
         group_meta = {n: _meta(d) for n, d in zip(self.group_names, self.datasets)}
@@ -217,13 +217,17 @@ class MultiSourceDataset(Dataset):
             meta = copy.deepcopy(group_meta[user])
         elif isinstance(user, Mapping):
             meta = self._parse_user_metainfo(dict(user))
-        elif self.label_map is not None:
-            meta = dict(classes=self.label_map.unified_classes)
+        elif self.unified_space is not None and (self.label_space == 'unified' or len(
+                {tuple(m['classes']) for m in group_meta.values()}) > 1):
+            # predictions of a model over several label spaces are in the unified one
+            meta = dict(classes=self.unified_space.unified_classes)
             palettes = [m.get('palette') for m in group_meta.values()]
             if all(p is not None for p in palettes):
                 meta['palette'] = self._unified_palette(group_meta)
         else:
             meta = copy.deepcopy(group_meta[self.group_names[0]])
+        if self.unified_space is not None:
+            meta['unified_classes'] = self.unified_space.unified_classes
         meta.update(group_names=tuple(self.group_names),
                     group_name_to_id=dict(zip(self.group_names, self.group_id_list)),
                     group_metainfo=group_meta,
@@ -236,7 +240,7 @@ class MultiSourceDataset(Dataset):
             for cls, colour in zip(meta['classes'], meta['palette']):
                 palette.setdefault(self._class_mapping.get(name, {}).get(cls, cls)
                                    if self._class_mapping else cls, colour)
-        return [palette.get(c, (220, 20, 60)) for c in self.label_map.unified_classes]
+        return [palette.get(c, (220, 20, 60)) for c in self.unified_space.unified_classes]
 
     @staticmethod
     def _parse_user_metainfo(meta: dict) -> dict:

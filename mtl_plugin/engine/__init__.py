@@ -1,5 +1,6 @@
 """Engine parts: hooks, optim wrappers, checkpoint and distributed helpers."""
 from .checkpoint_compat import install_safe_checkpoint_globals
 from .dist import setup_cpu_distributed
+from .hooks import HeadIsolationHook
 
-__all__ = ['install_safe_checkpoint_globals', 'setup_cpu_distributed']
+__all__ = ['install_safe_checkpoint_globals', 'setup_cpu_distributed', 'HeadIsolationHook']

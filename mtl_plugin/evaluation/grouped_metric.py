@@ -20,9 +20,9 @@ class GroupedMetric(BaseMetric):
     reported as ``<group>/<sub-metric key>`` (``person/coco/bbox_mAP``), plus
     ``mean/<key>`` for every numeric key that all groups report.
 
-    Predictions made in a unified label space (``dataset_meta['label_space'] ==
-    'unified'``, or a model that merges several heads) are mapped back to each group's
-    labels, dropping the classes the group does not annotate.
+    Predictions made in a unified label space (marked ``pred_label_space='unified'`` by
+    multi-head models, or from a dataset with ``label_space='unified'``) are mapped back to
+    each group's labels, dropping the classes the group does not annotate.
 
     Collection across ranks uses MMEngine's own ``collect_results`` once, on the
     (group, result) pairs, so padding added by the sampler is dropped correctly.
@@ -70,18 +70,27 @@ class GroupedMetric(BaseMetric):
                                f'dataset does not have; its groups: {list(group_meta)}')
             for metric in metrics:
                 metric.dataset_meta = group_meta.get(group, dataset_meta)
-        unified = (self.pred_label_space == 'unified' or
-                   (self.pred_label_space == 'auto'
-                    and dataset_meta.get('label_space') == 'unified'))
         self._label_space = None
-        if unified:
+        if group_meta and all(m.get('classes') for m in group_meta.values()):
             self._label_space = LabelSpace(
-                {g: m['classes'] for g, m in group_meta.items()}, dataset_meta['classes'])
+                {g: m['classes'] for g, m in group_meta.items()},
+                dataset_meta.get('unified_classes'))
+
+    def _preds_unified(self, sample: dict) -> bool:
+        if self.pred_label_space != 'auto':
+            return self.pred_label_space == 'unified'
+        # multi-head models mark their merged predictions; a single head trained on a
+        # unified dataset predicts in its label space
+        return (sample.get('pred_label_space') == 'unified'
+                or (self._dataset_meta or {}).get('label_space') == 'unified')
 
     def _to_group_labels(self, group: str, sample: dict) -> dict:
         pred = sample.get('pred_instances')
-        if self._label_space is None or pred is None or 'labels' not in pred:
+        if pred is None or 'labels' not in pred or not self._preds_unified(sample):
             return sample
+        if self._label_space is None:
+            raise ValueError('predictions are in a unified label space, but the dataset meta '
+                             "has no per-group classes ('group_metainfo') to map them back")
         keep, local = self._label_space.to_group(group, pred['labels'])
         new_pred = {k: (v[keep] if hasattr(v, '__getitem__') and hasattr(v, 'shape')
                         and len(v) == len(keep) else v) for k, v in pred.items()}

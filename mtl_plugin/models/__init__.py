@@ -1,2 +1,5 @@
 """Models: multi-head detectors and estimators, heads, losses."""
-__all__: list = []
+from .detectors import MultiHeadDetector
+from .multi_head import MultiHeadMixin
+
+__all__ = ['MultiHeadDetector', 'MultiHeadMixin']

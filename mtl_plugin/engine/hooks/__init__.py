@@ -1,0 +1,4 @@
+"""Hooks."""
+from .head_isolation import HeadIsolationHook
+
+__all__ = ['HeadIsolationHook']

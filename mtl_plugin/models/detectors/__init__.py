@@ -1,0 +1,4 @@
+"""Detectors."""
+from .multi_head import MultiHeadDetector
+
+__all__ = ['MultiHeadDetector']

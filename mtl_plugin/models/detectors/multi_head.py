@@ -1,0 +1,260 @@
+"""``MultiHeadDetector``: shared backbone/neck, one detection head per dataset."""
+import copy
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+from mmcv.ops import batched_nms
+from mmdet.models.detectors.base import BaseDetector
+from mmdet.models.utils import unpack_gt_instances
+from mmdet.structures import SampleList
+from mmengine.config import ConfigDict
+from mmengine.registry import MODELS
+from mmengine.structures import InstanceData
+from torch import Tensor, nn
+
+from ...routing import LabelSpace, split_by_group
+from ..multi_head import MultiHeadMixin
+
+CfgDict = Union[dict, ConfigDict]
+
+
+def _per_head(cfg: Optional[CfgDict], heads: Sequence[str]) -> Dict[str, Optional[dict]]:
+    """Split a train/test cfg into one cfg per head.
+
+    ``cfg`` is either shared by every head, or keyed by head name (plus an optional
+    ``default`` for the heads it does not name).
+    """
+    cfg = dict(cfg or {})
+    if any(h in cfg for h in heads) or 'default' in cfg:
+        default = cfg.get('default')
+        unknown = set(cfg) - set(heads) - {'default'}
+        if unknown:
+            raise KeyError(f'per-head cfg names unknown heads {sorted(unknown)}; heads: '
+                           f'{list(heads)}')
+        return {h: _config(cfg.get(h, default)) for h in heads}
+    return {h: _config(cfg) for h in heads}
+
+
+def _config(cfg: Optional[dict]) -> Optional[ConfigDict]:
+    """Heads read their cfgs by attribute (``test_cfg.nms_pre``)."""
+    return ConfigDict(copy.deepcopy(cfg)) if cfg else None
+
+
+@MODELS.register_module()
+class MultiHeadDetector(MultiHeadMixin, BaseDetector):
+    """One detector, several datasets: a shared backbone/neck and one head per dataset.
+
+    Training routes every sample to the head of its group (``group_name`` from
+    ``MultiSourceDataset``): each head runs forward and loss only on the features of its
+    own samples, and its loss keys are prefixed ``<head>.``. A head none of whose samples
+    took part in an optimizer step keeps its parameters and optimizer state bit-identical
+    when :class:`HeadIsolationHook` is on (our configs turn it on).
+
+    Heads are any mmdet dense head (``BaseDenseHead``: RetinaHead, FCOSHead, ATSSHead,
+    GFLHead, RTMDetHead, YOLOXHead, ...) or, with ``rpn_head``, any RoI head (two-stage:
+    a shared class-agnostic RPN trained on every image, one RoI head per dataset; an
+    object a dataset does not label is background for the RPN on that dataset's images).
+
+    *Masked union mode*: map several groups to one head over the union of their classes
+    (``group_to_head=dict(person='union', animal='union')``); each sample's GT labels are
+    mapped into the head's classes, and with ``partial_label_masking=True`` the gradient
+    of the classes that the sample's dataset does not annotate is blocked, so that missing
+    labels are ignored instead of learnt as background (UniDet's partial-label loss;
+    for sigmoid classification dense heads).
+
+    Inference: merged by default (every head runs, labels mapped into one unified label
+    space, optional cross-head NMS with ``test_cfg.merge_nms``); with
+    ``test_cfg.route_by_group=True`` each image runs only its group's head. Predictions
+    are always in the unified label space, marked ``pred_label_space='unified'``.
+
+    Args:
+        backbone (dict): Backbone config.
+        heads (dict): Head name -> head config (any registered dense / RoI head).
+        neck (dict, optional): Neck config.
+        rpn_head (dict, optional): Shared RPN; makes ``heads`` RoI heads.
+        group_to_head (dict, optional): Group name -> head name. Defaults to identity.
+        head_classes (dict, optional): Head name -> class names. Defaults to the classes
+            of the groups mapped to it (from the dataset's metainfo).
+        unified_classes (Sequence[str], optional): Unified label space. Defaults to the
+            ordered union of the heads' classes.
+        partial_label_masking (bool): Block the gradient of classes a sample's dataset
+            does not annotate (for heads shared by several groups). Defaults to True.
+        train_cfg (dict, optional): Shared by all heads, or keyed by head name (plus
+            ``default``, and ``rpn`` / ``rpn_proposal`` for two-stage).
+        test_cfg (dict, optional): Same layout, plus ``route_by_group`` (bool),
+            ``merge_nms`` (e.g. ``dict(type='nms', iou_threshold=0.6, class_agnostic=False)``),
+            ``merge_max_per_img`` (cap after merging) and ``rpn`` for two-stage.
+        data_preprocessor (dict, optional): Data preprocessor config.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    RESERVED_TEST = ('route_by_group', 'merge_nms', 'merge_max_per_img', 'rpn')
+    RESERVED_TRAIN = ('rpn', 'rpn_proposal')
+
+    def __init__(self,
+                 backbone: CfgDict,
+                 heads: Dict[str, CfgDict],
+                 neck: Optional[CfgDict] = None,
+                 rpn_head: Optional[CfgDict] = None,
+                 group_to_head: Optional[Dict[str, str]] = None,
+                 head_classes: Optional[Dict[str, Sequence[str]]] = None,
+                 unified_classes: Optional[Sequence[str]] = None,
+                 partial_label_masking: bool = True,
+                 train_cfg: Optional[CfgDict] = None,
+                 test_cfg: Optional[CfgDict] = None,
+                 data_preprocessor: Optional[CfgDict] = None,
+                 init_cfg: Optional[CfgDict] = None) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.check_heads_cfg(heads)
+        self.backbone = MODELS.build(backbone)
+        self.neck = MODELS.build(neck) if neck is not None else None
+        names = list(heads)
+        train_cfg, test_cfg = dict(train_cfg or {}), dict(test_cfg or {})
+        self.route_by_group = bool(test_cfg.get('route_by_group', False))
+        self.merge_nms = test_cfg.get('merge_nms')
+        self.merge_max_per_img = test_cfg.get('merge_max_per_img')
+        self.rpn_head = None
+        if rpn_head is not None:
+            rpn = dict(copy.deepcopy(rpn_head))
+            rpn.setdefault('num_classes', 1)
+            rpn.update(train_cfg=train_cfg.get('rpn'), test_cfg=test_cfg.get('rpn'))
+            self.rpn_head = MODELS.build(rpn)
+            self.rpn_proposal = train_cfg.get('rpn_proposal', test_cfg.get('rpn'))
+        head_train = _per_head({k: v for k, v in train_cfg.items()
+                                if k not in self.RESERVED_TRAIN}, names)
+        head_test = _per_head({k: v for k, v in test_cfg.items()
+                               if k not in self.RESERVED_TEST}, names)
+        built = OrderedDict()
+        for name in names:
+            cfg = dict(copy.deepcopy(heads[name]))
+            cfg.update(train_cfg=head_train[name], test_cfg=head_test[name])
+            built[name] = self.build_head(name, cfg)
+        self.heads = nn.ModuleDict(built)
+        self.init_routing(group_to_head, head_classes, unified_classes)
+        self.partial_label_masking = partial_label_masking
+
+    # ------------------------------------------------------------------ features
+    def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor, ...]:
+        """Backbone (+ neck) features of a batch (B, 3, H, W) -> tuple of (B, C, h, w)."""
+        x = self.backbone(batch_inputs)
+        return self.neck(x) if self.neck is not None else x
+
+    @staticmethod
+    def _select(x: Tuple[Tensor, ...], idx: List[int]) -> Tuple[Tensor, ...]:
+        index = torch.as_tensor(idx, device=x[0].device)
+        return tuple(f.index_select(0, index) for f in x)
+
+    # ------------------------------------------------------------------ training
+    def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> dict:
+        """Losses of each head on its own samples, keys prefixed ``<head>.``."""
+        x = self.extract_feat(batch_inputs)
+        losses: dict = {}
+        proposals = None
+        if self.rpn_head is not None:
+            proposals, rpn_losses = self._rpn_loss(x, batch_data_samples)
+            losses.update(rpn_losses)
+        for head_name, idx in self.route(batch_data_samples).items():
+            samples = [self._to_head_labels(head_name, batch_data_samples[i]) for i in idx]
+            head = self.heads[head_name]
+            x_sub = self._select(x, idx)
+            if proposals is not None:
+                head_losses = head.loss(x_sub, [proposals[i] for i in idx], samples)
+            elif self._needs_masking(head_name):
+                head_losses = self._masked_dense_loss(head_name, x_sub, samples)
+            else:
+                head_losses = head.loss(x_sub, samples)
+            losses.update({f'{head_name}.{k}': v for k, v in head_losses.items()})
+        return losses
+
+    def _rpn_loss(self, x, batch_data_samples):
+        rpn_samples = copy.deepcopy(batch_data_samples)
+        for sample in rpn_samples:  # class-agnostic proposals from every dataset
+            sample.gt_instances.labels = torch.zeros_like(sample.gt_instances.labels)
+        rpn_losses, proposals = self.rpn_head.loss_and_predict(
+            x, rpn_samples, proposal_cfg=self.rpn_proposal)
+        return proposals, {(f'rpn.{k}' if 'rpn' in k else f'rpn.rpn_{k}'): v
+                           for k, v in rpn_losses.items()}
+
+    def _to_head_labels(self, head_name: str, sample):
+        """Copy of ``sample`` with GT labels in the head's label space (if they differ)."""
+        group = sample.metainfo['group_name']
+        table = self.group_to_head_labels(group, head_name)
+        if table is None:
+            return sample
+        sample = sample.clone()
+        gt = sample.gt_instances
+        gt.labels = table.to(gt.labels.device)[gt.labels]
+        return sample
+
+    def _needs_masking(self, head_name: str) -> bool:
+        return self.partial_label_masking and len(self.groups_of_head(head_name)) > 1
+
+    def _masked_dense_loss(self, head_name: str, x: Tuple[Tensor, ...],
+                           samples: SampleList) -> dict:
+        """Dense-head loss whose unannotated classes get no gradient, per image."""
+        head = self.heads[head_name]
+        outs = list(head(x))
+        # (B, C) True where the sample's dataset annotates the class
+        mask = torch.stack([self.annotated_mask(head_name, s.metainfo['group_name'])
+                            for s in samples]).to(x[0].device)
+        num_classes = head.cls_out_channels
+        masked = []
+        for cls_score in outs[0]:  # (B, A*C, h, w), channel = anchor * C + class
+            channel_mask = mask.repeat(1, cls_score.shape[1] // num_classes)
+            channel_mask = channel_mask[:, :, None, None].expand_as(cls_score)
+            masked.append(torch.where(channel_mask, cls_score, cls_score.detach()))
+        outs[0] = masked
+        gt, gt_ignore, metas = unpack_gt_instances(samples)
+        return head.loss_by_feat(*outs, gt, metas, gt_ignore)
+
+    # ------------------------------------------------------------------ inference
+    def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,
+                rescale: bool = True) -> SampleList:
+        """Merged (all heads) or routed predictions in the unified label space."""
+        x = self.extract_feat(batch_inputs)
+        proposals = None
+        if self.rpn_head is not None:
+            proposals = self.rpn_head.predict(x, batch_data_samples, rescale=False)
+        if self.route_by_group:
+            plan = self.route(batch_data_samples)
+        else:
+            plan = OrderedDict((h, list(range(len(batch_data_samples)))) for h in self.heads)
+        per_image: List[List[InstanceData]] = [[] for _ in batch_data_samples]
+        for head_name, idx in plan.items():
+            x_sub = self._select(x, idx) if len(idx) < len(batch_data_samples) else x
+            samples = [batch_data_samples[i] for i in idx]
+            head = self.heads[head_name]
+            if proposals is not None:
+                results = head.predict(x_sub, [proposals[i] for i in idx], samples,
+                                       rescale=rescale)
+            else:
+                results = head.predict(x_sub, samples, rescale=rescale)
+            for i, res in zip(idx, results):
+                res.labels = self.head_to_unified(head_name, res.labels)
+                per_image[i].append(res)
+        merged = [self._merge(parts) for parts in per_image]
+        for sample in batch_data_samples:
+            sample.set_metainfo(dict(pred_label_space='unified'))
+        return self.add_pred_to_datasample(batch_data_samples, merged)
+
+    def _merge(self, parts: List[InstanceData]) -> InstanceData:
+        merged = InstanceData.cat(parts) if len(parts) > 1 else parts[0]
+        if self.merge_nms is not None and len(merged) > 0:
+            nms_cfg = dict(self.merge_nms)
+            agnostic = nms_cfg.pop('class_agnostic', False)
+            idxs = torch.zeros_like(merged.labels) if agnostic else merged.labels
+            _, keep = batched_nms(merged.bboxes, merged.scores, idxs, nms_cfg)
+            merged = merged[keep]
+        if self.merge_max_per_img is not None and len(merged) > self.merge_max_per_img:
+            merged = merged[merged.scores.topk(self.merge_max_per_img).indices]
+        return merged
+
+    def _forward(self, batch_inputs: Tensor, batch_data_samples: SampleList = None):
+        """Raw outputs of every head on the whole batch (for FLOPs / export)."""
+        x = self.extract_feat(batch_inputs)
+        if self.rpn_head is not None:
+            proposals = self.rpn_head.predict(x, batch_data_samples, rescale=False)
+            return {n: h.forward(x, proposals, batch_data_samples)
+                    for n, h in self.heads.items()}
+        return {n: h.forward(x) for n, h in self.heads.items()}
