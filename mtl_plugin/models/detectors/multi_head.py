@@ -118,9 +118,10 @@ class MultiHeadDetector(MultiHeadMixin, BaseDetector):
         if rpn_head is not None:
             rpn = dict(copy.deepcopy(rpn_head))
             rpn.setdefault('num_classes', 1)
-            rpn.update(train_cfg=train_cfg.get('rpn'), test_cfg=test_cfg.get('rpn'))
+            rpn.update(train_cfg=_config(train_cfg.get('rpn')),
+                       test_cfg=_config(test_cfg.get('rpn')))
             self.rpn_head = MODELS.build(rpn)
-            self.rpn_proposal = train_cfg.get('rpn_proposal', test_cfg.get('rpn'))
+            self.rpn_proposal = _config(train_cfg.get('rpn_proposal', test_cfg.get('rpn')))
         head_train = _per_head({k: v for k, v in train_cfg.items()
                                 if k not in self.RESERVED_TRAIN}, names)
         head_test = _per_head({k: v for k, v in test_cfg.items()

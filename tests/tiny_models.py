@@ -1,0 +1,71 @@
+"""Tiny multi-head detectors and batches for fast unit tests (64 px, few channels)."""
+import torch
+from mmdet.structures import DetDataSample
+from mmengine.registry import MODELS, init_default_scope
+from mmengine.structures import InstanceData
+
+GROUP_CLASSES = dict(person=('person', ), animal=('cat', 'bird'))
+META = dict(classes=('person', 'cat', 'bird'), unified_classes=('person', 'cat', 'bird'),
+            label_space='group', group_names=('person', 'animal'),
+            group_metainfo={g: dict(classes=c) for g, c in GROUP_CLASSES.items()})
+
+
+def retina(num_classes, ch=16):
+    return dict(
+        type='RetinaHead', num_classes=num_classes, in_channels=ch, feat_channels=ch,
+        stacked_convs=1,
+        anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4, scales_per_octave=1,
+                              ratios=[1.0], strides=[8, 16]),
+        bbox_coder=dict(type='DeltaXYWHBBoxCoder'),
+        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25),
+        loss_bbox=dict(type='L1Loss'))
+
+
+TRAIN_CFG = dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4,
+                               min_pos_iou=0, ignore_iof_thr=-1),
+                 sampler=dict(type='PseudoSampler'), allowed_border=-1, pos_weight=-1,
+                 debug=False)
+TEST_CFG = dict(nms_pre=100, min_bbox_size=0, score_thr=0.0, nms=dict(type='nms',
+                iou_threshold=0.5), max_per_img=20)
+
+
+def backbone_neck(ch=16):
+    return dict(
+        data_preprocessor=dict(type='DetDataPreprocessor', pad_size_divisor=32),
+        backbone=dict(type='ResNet', depth=18, base_channels=8, out_indices=(1, 2),
+                      norm_cfg=dict(type='BN')),
+        neck=dict(type='FPN', in_channels=[16, 32], out_channels=ch, num_outs=2))
+
+
+def build_detector(heads=None, **kw):
+    init_default_scope('mmdet')
+    cfg = dict(type='MultiHeadDetector', **backbone_neck(),
+               heads=dict(person=retina(1), animal=retina(2)) if heads is None else heads,
+               train_cfg=TRAIN_CFG, test_cfg=TEST_CFG)
+    cfg.update(kw)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    return model
+
+
+def sample(group, seed, n_boxes=2, size=64):
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(n_boxes, 2, generator=g) * size * 0.5
+    wh = 12 + torch.rand(n_boxes, 2, generator=g) * size * 0.4
+    num_classes = len(GROUP_CLASSES[group])
+    s = DetDataSample(metainfo=dict(group_name=group, group_id=int(group == 'animal'),
+                                    img_shape=(size, size), ori_shape=(size, size),
+                                    pad_shape=(size, size), scale_factor=(1.0, 1.0),
+                                    img_id=seed, batch_input_shape=(size, size)))
+    s.gt_instances = InstanceData(bboxes=torch.cat([xy, (xy + wh).clamp(max=size)], 1),
+                                  labels=torch.randint(0, num_classes, (n_boxes, ), generator=g))
+    return s
+
+
+def batch(groups, seed=0, size=64):
+    g = torch.Generator().manual_seed(seed)
+    return dict(inputs=[torch.randint(0, 255, (3, size, size), generator=g, dtype=torch.uint8)
+                        for _ in groups],
+                data_samples=[sample(grp, seed * 100 + i, size=size)
+                              for i, grp in enumerate(groups)])
