@@ -287,3 +287,12 @@ def test_dataset_errors_name_the_culprit():
     with pytest.raises(KeyError, match='group "vehicle" has no head'):
         model.route([batch(['person'])['data_samples'][0].clone()] and
                     [type(batch(['person'])['data_samples'][0])(metainfo=dict(group_name='vehicle'))])
+
+
+def test_init_weights_reaches_every_head():
+    from mmdet.models.utils import multi_apply  # noqa: F401  (mmdet imported)
+    from mmengine.model import bias_init_with_prob
+    model = build_detector()
+    for head in model.heads.values():
+        assert torch.allclose(head.retina_cls.bias, torch.full_like(
+            head.retina_cls.bias, bias_init_with_prob(0.01)))

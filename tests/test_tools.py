@@ -12,7 +12,7 @@ import torch
 from conftest import PYTHON, REPO, run_tool
 
 DEMO_UNION = 'configs/demo/retinanet_r18_fpn_1xb8-4e_synthetic-union.py'
-REAL_DET = 'configs/retinanet/retinanet_r18_fpn_1xb2-1e_coco-ap10k-union.py'
+REAL_DET = 'configs/multihead/multihead-retinanet_r18_fpn_1xb2-1e_coco-ap10k.py'
 REAL_POSE = 'configs/pose/td-hm_res18_1xb4-1e_coco-crowdpose-128x96.py'
 STOCK_MMDET_TRAIN = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'train.py')
 STOCK_MMPOSE_TRAIN = osp.join(osp.dirname(mmpose.__file__), '.mim', 'tools', 'train.py')
@@ -45,7 +45,10 @@ def test_real_detection_train_and_test(shared_real, tmp_path):
     work = str(tmp_path / 'det')
     out = run_tool([PYTHON, 'tools/train.py', REAL_DET, '--work-dir', work,
                     '--cfg-options', *LOOSE_TEST])
-    assert 'Epoch(train) [1][3/3]' in out.stdout + out.stderr
+    log = out.stdout + out.stderr
+    assert 'Epoch(train) [1][3/3]' in log
+    for key in ('person.loss_cls', 'animal.loss_bbox'):
+        assert key in log
     ckpt = osp.join(work, 'epoch_1.pth')
     res = run_tool([PYTHON, 'tools/test.py', REAL_DET, ckpt, '--work-dir', work,
                     '--cfg-options', *LOOSE_TEST])

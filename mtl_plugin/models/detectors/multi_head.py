@@ -9,6 +9,7 @@ from mmdet.models.detectors.base import BaseDetector
 from mmdet.models.utils import unpack_gt_instances
 from mmdet.structures import SampleList
 from mmengine.config import ConfigDict
+from mmengine.model import ModuleDict
 from mmengine.registry import MODELS
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
@@ -131,7 +132,7 @@ class MultiHeadDetector(MultiHeadMixin, BaseDetector):
             cfg = dict(copy.deepcopy(heads[name]))
             cfg.update(train_cfg=head_train[name], test_cfg=head_test[name])
             built[name] = self.build_head(name, cfg)
-        self.heads = nn.ModuleDict(built)
+        self.heads = ModuleDict(built)  # mmengine's: init_weights reaches every head
         self.init_routing(group_to_head, head_classes, unified_classes)
         self.partial_label_masking = partial_label_masking
 
