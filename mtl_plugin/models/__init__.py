@@ -1,5 +1,6 @@
 """Models: multi-head detectors and estimators, heads, losses."""
 from .detectors import MultiHeadDetector
 from .multi_head import MultiHeadMixin
+from .pose import MultiHeadPoseEstimator
 
-__all__ = ['MultiHeadDetector', 'MultiHeadMixin']
+__all__ = ['MultiHeadDetector', 'MultiHeadMixin', 'MultiHeadPoseEstimator']

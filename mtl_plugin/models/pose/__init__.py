@@ -1,0 +1,4 @@
+"""Pose estimators."""
+from .multi_head import MultiHeadPoseEstimator
+
+__all__ = ['MultiHeadPoseEstimator']
