@@ -1,0 +1,324 @@
+"""Benchmark the multi-head detector (issue: multi-head detector, item 9).
+
+Speed (one process, alternating A/B/C, medians):
+  * train step: 2 heads on a mixed batch vs one single-head detector of the same head on
+    the same batch (goal <= 1.10x) vs "all heads on all samples, losses masked" (goal: faster);
+  * inference: one 2-head model vs two separate single-head detectors on the same images
+    (goal >= 1.6x), next to the limit (2B+2H)/(B+2H) measured in the same run.
+Accuracy on generated partial-label data (each source's images also hold unlabelled objects
+of the other's classes), same iteration budget: multi-head vs naive union head vs masked union
+head vs two separate detectors, per-class AP on a fully labelled test set mixing both looks.
+
+Usage:
+    python benchmarks/multi_head.py                 # speed + accuracy (shifted + shared look)
+    python benchmarks/multi_head.py --iters 100 --looks shifted --skip-speed   # quick
+"""
+import argparse
+import copy
+import os.path as osp
+import sys
+import tempfile
+
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.dataset import pseudo_collate
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DATASETS, METRICS, MODELS, init_default_scope
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+import mtl_plugin  # noqa: E402,F401
+from common import print_table, save, time_alternating  # noqa: E402
+from mtl_plugin.synthetic import GeneratorConfig, generate_multi_source  # noqa: E402
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DEMO = osp.join(REPO, 'configs/demo/multihead_retinanet_r18_fpn_1xb8-4e_synthetic.py')
+CLASSES = dict(person=('person', ), animal=('cat', 'bird'))
+UNION = ('person', 'cat', 'bird')
+
+
+# ---------------------------------------------------------------------------- models
+def retina_head(num_classes, ch=256, convs=4):
+    return dict(type='RetinaHead', num_classes=num_classes, in_channels=ch, feat_channels=ch,
+                stacked_convs=convs,
+                anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4,
+                                      scales_per_octave=3, ratios=[0.5, 1.0, 2.0],
+                                      strides=[8, 16, 32, 64, 128]),
+                bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[.0] * 4,
+                                target_stds=[1.0] * 4),
+                loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25),
+                loss_bbox=dict(type='L1Loss'))
+
+
+def rtmdet_head(num_classes):
+    return dict(type='RTMDetSepBNHead', num_classes=num_classes, in_channels=96,
+                stacked_convs=2, feat_channels=96,
+                anchor_generator=dict(type='MlvlPointGenerator', offset=0, strides=[8, 16, 32]),
+                bbox_coder=dict(type='DistancePointBBoxCoder'),
+                loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0),
+                loss_bbox=dict(type='GIoULoss', loss_weight=2.0), with_objectness=False,
+                exp_on_reg=False, share_conv=True, pred_kernel_size=1,
+                norm_cfg=dict(type='BN'), act_cfg=dict(type='SiLU', inplace=True))
+
+
+ARCH = dict(
+    retinanet=dict(
+        backbone=dict(type='ResNet', depth=18, out_indices=(0, 1, 2, 3), norm_eval=False),
+        neck=dict(type='FPN', in_channels=[64, 128, 256, 512], out_channels=256,
+                  start_level=1, add_extra_convs='on_input', num_outs=5),
+        head=retina_head,
+        train_cfg=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.4,
+                                     min_pos_iou=0, ignore_iof_thr=-1),
+                       sampler=dict(type='PseudoSampler'), allowed_border=-1, pos_weight=-1,
+                       debug=False),
+        test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05,
+                      nms=dict(type='nms', iou_threshold=0.5), max_per_img=100)),
+    rtmdet_tiny=dict(
+        backbone=dict(type='CSPNeXt', arch='P5', expand_ratio=0.5, deepen_factor=0.167,
+                      widen_factor=0.375, channel_attention=True, norm_cfg=dict(type='BN'),
+                      act_cfg=dict(type='SiLU', inplace=True)),
+        neck=dict(type='CSPNeXtPAFPN', in_channels=[96, 192, 384], out_channels=96,
+                  num_csp_blocks=1, expand_ratio=0.5, norm_cfg=dict(type='BN'),
+                  act_cfg=dict(type='SiLU', inplace=True)),
+        head=rtmdet_head,
+        train_cfg=dict(assigner=dict(type='DynamicSoftLabelAssigner', topk=13),
+                       allowed_border=-1, pos_weight=-1, debug=False),
+        test_cfg=dict(nms_pre=1000, min_bbox_size=0, score_thr=0.05,
+                      nms=dict(type='nms', iou_threshold=0.65), max_per_img=100)),
+)
+PREPROCESS = dict(type='DetDataPreprocessor', mean=[123.675, 116.28, 103.53],
+                  std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32)
+
+
+def _neck(arch, head_kw):
+    neck = dict(ARCH[arch]['neck'])
+    if head_kw and 'ch' in head_kw:
+        neck['out_channels'] = head_kw['ch']
+    return neck
+
+
+def multi_head_cfg(arch, head_kw=None):
+    a = ARCH[arch]
+    kw = head_kw or {}
+    return dict(type='MultiHeadDetector', data_preprocessor=PREPROCESS, backbone=a['backbone'],
+                neck=_neck(arch, head_kw), heads=dict(person=a['head'](1, **kw), animal=a['head'](2, **kw)),
+                head_classes=CLASSES, train_cfg=a['train_cfg'], test_cfg=a['test_cfg'])
+
+
+def single_cfg(arch, num_classes, head_kw=None):
+    a = ARCH[arch]
+    kind = 'RetinaNet' if arch == 'retinanet' else 'RTMDet'
+    return dict(type=kind, data_preprocessor=PREPROCESS, backbone=a['backbone'],
+                neck=_neck(arch, head_kw),
+                bbox_head=a['head'](num_classes, **(head_kw or {})), train_cfg=a['train_cfg'],
+                test_cfg=a['test_cfg'])
+
+
+def build(cfg):
+    torch.manual_seed(0)
+    model = MODELS.build(ConfigDict(copy.deepcopy(cfg)))  # heads read cfgs by attribute
+    model.init_weights()
+    return model
+
+
+# ---------------------------------------------------------------------------- speed
+def fake_batch(groups, size, seed=0, unified=False):
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    g = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for i, group in enumerate(groups):
+        inputs.append(torch.randint(0, 255, (3, size, size), generator=g, dtype=torch.uint8))
+        xy = torch.rand(3, 2, generator=g) * size * 0.6
+        wh = 16 + torch.rand(3, 2, generator=g) * size * 0.3
+        labels = torch.randint(0, len(CLASSES[group]), (3, ), generator=g)
+        if unified:
+            labels = labels + (1 if group == 'animal' else 0)
+        s = DetDataSample(metainfo=dict(group_name=group, img_shape=(size, size),
+                                        ori_shape=(size, size), scale_factor=(1.0, 1.0),
+                                        img_id=i))
+        s.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], 1), labels=labels)
+        samples.append(s)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def all_heads_masked_step(model, wrapper, data):
+    """The naive alternative: every head on every sample, foreign losses multiplied by 0."""
+    data = model.data_preprocessor(data, True)
+    x = model.extract_feat(data['inputs'])
+    total = 0
+    for name, head in model.heads.items():
+        samples = copy.deepcopy(data['data_samples'])
+        for s in samples:  # labels clamped into the head's range; masked out below anyway
+            s.gt_instances.labels = s.gt_instances.labels.clamp(max=head.num_classes - 1)
+        losses = head.loss(x, samples)
+        own = sum(s.group_name == name for s in samples) / len(samples)
+        total = total + own * model.parse_losses(losses)[0]
+    wrapper.update_params(total)
+
+
+def bench_speed(arch, size, batch_size, repeats):
+    init_default_scope('mmdet')
+    head_kw = dict(ch=256, convs=4) if arch == 'retinanet' else None
+    multi = build(multi_head_cfg(arch, head_kw))
+    multi.dataset_meta = dict(classes=UNION)
+    single = build(single_cfg(arch, 3, head_kw))
+    sep_person, sep_animal = build(single_cfg(arch, 1, head_kw)), build(single_cfg(arch, 2, head_kw))
+    groups = ['person', 'animal'] * (batch_size // 2)
+    batch, batch_u = fake_batch(groups, size), fake_batch(groups, size, unified=True)
+    opt = dict(optimizer=dict(type='SGD', lr=1e-4, momentum=0.9, weight_decay=1e-4))
+    w_multi, w_single = build_optim_wrapper(multi, opt), build_optim_wrapper(single, opt)
+    masked = build(multi_head_cfg(arch, head_kw))
+    w_masked = build_optim_wrapper(masked, opt)
+    for m in (multi, single, masked):
+        m.train()
+    train = time_alternating(dict(
+        multi_head=lambda: multi.train_step(copy.deepcopy(batch), w_multi),
+        single_head=lambda: single.train_step(copy.deepcopy(batch_u), w_single),
+        all_heads_masked=lambda: all_heads_masked_step(masked, w_masked, copy.deepcopy(batch)),
+    ), repeats=repeats)
+    for m in (multi, sep_person, sep_animal):
+        m.eval()
+    infer_batch = fake_batch(['person', 'animal'], size)
+    pre = multi.data_preprocessor(copy.deepcopy(infer_batch), False)
+
+    def two_detectors():
+        sep_person.test_step(copy.deepcopy(infer_batch))
+        sep_animal.test_step(copy.deepcopy(infer_batch))
+
+    with torch.no_grad():
+        infer = time_alternating(dict(
+            two_head_model=lambda: multi.test_step(copy.deepcopy(infer_batch)),
+            two_detectors=two_detectors,
+            backbone_neck=lambda: multi.extract_feat(pre['inputs']),
+        ), repeats=repeats)
+    b, full = infer['backbone_neck'], infer['two_head_model']
+    h = (full - b) / 2  # one head (incl. its post-processing)
+    return dict(
+        arch=arch, size=size, batch=batch_size, train_s=train, infer_s=infer,
+        train_ratio_vs_single=train['multi_head'] / train['single_head'],
+        train_ratio_vs_all_heads_masked=train['multi_head'] / train['all_heads_masked'],
+        infer_speedup_vs_two_detectors=infer['two_detectors'] / infer['two_head_model'],
+        infer_speedup_limit=(2 * b + 2 * h) / (b + 2 * h))
+
+
+# ---------------------------------------------------------------------------- accuracy
+def source(root, name, pipeline, split='train', test_mode=False):
+    return dict(type='CocoDataset', group_name=name, data_root=root,
+                ann_file=f'annotations/{name}_{split}.json',
+                data_prefix=dict(img=f'images/{name}/'), metainfo=dict(classes=CLASSES[name]),
+                filter_cfg=None if test_mode else dict(filter_empty_gt=True, min_size=4),
+                test_mode=test_mode, pipeline=pipeline)
+
+
+def train_model(model_cfg, root, groups, iters, work_dir, label_space='group', seed=0):
+    base = Config.fromfile(DEMO)
+    cfg = Config(dict(
+        default_scope='mmdet', model=model_cfg, work_dir=work_dir,
+        train_dataloader=dict(
+            batch_size=8, num_workers=0, sampler=dict(type='InfiniteSampler', shuffle=True),
+            dataset=dict(type='MultiSourceDataset', label_space=label_space,
+                         datasets=[source(root, g, base.train_pipeline) for g in groups])),
+        train_cfg=dict(type='IterBasedTrainLoop', max_iters=iters, val_interval=iters + 1),
+        optim_wrapper=dict(optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4),
+                           clip_grad=dict(max_norm=10)),
+        param_scheduler=[dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+                              end=50)],
+        default_hooks=dict(logger=dict(type='LoggerHook', interval=100),
+                           checkpoint=dict(type='CheckpointHook', interval=iters + 1)),
+        custom_hooks=[dict(type='HeadIsolationHook')] if 'Multi' in model_cfg['type'] else [],
+        randomness=dict(seed=seed), log_level='WARNING'))
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    return runner.model
+
+
+def predict(model, root, test_pipeline):
+    ds = DATASETS.build(dict(type='CocoDataset', data_root=root,
+                             ann_file='annotations/test_full.json',
+                             data_prefix=dict(img='images/test/'), metainfo=dict(classes=UNION),
+                             test_mode=True, pipeline=test_pipeline))
+    model.eval()
+    if hasattr(model, 'head_classes'):
+        model.dataset_meta = ds.metainfo
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(ds), 8):
+            out += model.test_step(pseudo_collate([ds[j] for j in range(i, min(i + 8, len(ds)))]))
+    return out
+
+
+def evaluate(samples, root):
+    metric = METRICS.build(dict(type='CocoMetric', ann_file=osp.join(
+        root, 'annotations/test_full.json'), classwise=True))
+    metric.dataset_meta = dict(classes=UNION)
+    metric.process({}, [s.to_dict() for s in samples])
+    res = metric.evaluate(len(samples))
+    return {k.replace('coco/', ''): round(100 * v, 1) for k, v in res.items()
+            if k.endswith(('bbox_mAP', '_precision'))}
+
+
+def bench_accuracy(look, iters, num_train, work):
+    root = osp.join(work, f'data_{look}')
+    generate_multi_source(root, GeneratorConfig(num_train=num_train, num_val=0, num_test=200,
+                                                shared_look=(look == 'shared'), seed=1))
+    test_pipeline = Config.fromfile(DEMO).test_pipeline
+    light = dict(ch=64, convs=2)
+    rows = {}
+    model = train_model(multi_head_cfg('retinanet', light), root, ['person', 'animal'], iters,
+                        osp.join(work, f'{look}_mh'))
+    rows['multi_head'] = evaluate(predict(model, root, test_pipeline), root)
+    model = train_model(single_cfg('retinanet', 3, light), root, ['person', 'animal'], iters,
+                        osp.join(work, f'{look}_naive'), label_space='unified')
+    rows['naive_union'] = evaluate(predict(model, root, test_pipeline), root)
+    masked = multi_head_cfg('retinanet', light)
+    masked.update(heads=dict(union=retina_head(3, **light)), head_classes=dict(union=UNION),
+                  group_to_head=dict(person='union', animal='union'))
+    model = train_model(masked, root, ['person', 'animal'], iters, osp.join(work, f'{look}_mu'))
+    rows['masked_union'] = evaluate(predict(model, root, test_pipeline), root)
+    preds = {}
+    for group in ('person', 'animal'):
+        model = train_model(single_cfg('retinanet', len(CLASSES[group]), light), root, [group],
+                            iters, osp.join(work, f'{look}_sep_{group}'))
+        preds[group] = predict(model, root, test_pipeline)
+    for p, a in zip(preds['person'], preds['animal']):  # merge into the union label space
+        a.pred_instances.labels = a.pred_instances.labels + 1
+        p.pred_instances = p.pred_instances.cat([p.pred_instances, a.pred_instances])
+    rows['separate_detectors'] = evaluate(preds['person'], root)
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--iters', type=int, default=600, help='training iterations per model')
+    parser.add_argument('--num-train', type=int, default=400, help='train images per source')
+    parser.add_argument('--looks', nargs='+', default=['shifted', 'shared'])
+    parser.add_argument('--repeats', type=int, default=7)
+    parser.add_argument('--skip-speed', action='store_true')
+    parser.add_argument('--skip-accuracy', action='store_true')
+    parser.add_argument('--out', default=osp.join(REPO, 'benchmarks/results/multi_head.json'))
+    args = parser.parse_args()
+    results = dict(settings=vars(args))
+    if not args.skip_speed:
+        speed = [bench_speed('retinanet', 320, 4, args.repeats),
+                 bench_speed('rtmdet_tiny', 320, 4, args.repeats)]
+        results['speed'] = speed
+        print_table('train step (ratio of medians; goals: <= 1.10 vs single, < 1 vs masked)',
+                    speed, ['arch', 'train_ratio_vs_single', 'train_ratio_vs_all_heads_masked'])
+        print_table('inference (2-head model vs two detectors; goal >= 1.6, limit measured)',
+                    speed, ['arch', 'infer_speedup_vs_two_detectors', 'infer_speedup_limit'])
+    if not args.skip_accuracy:
+        with tempfile.TemporaryDirectory() as work:
+            acc = {look: bench_accuracy(look, args.iters, args.num_train, work)
+                   for look in args.looks}
+        results['accuracy'] = acc
+        for look, rows in acc.items():
+            table = [dict(method=m, **r) for m, r in rows.items()]
+            print_table(f'accuracy, {look} look (AP x100 on the fully labelled mixed test set)',
+                        table, ['method', 'bbox_mAP', 'person_precision', 'cat_precision',
+                                'bird_precision'])
+    save(args.out, results)
+
+
+if __name__ == '__main__':
+    main()
