@@ -15,7 +15,9 @@ from train import build_cfg  # noqa: E402  (tools/ is on sys.path when run as a 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Test (and eval) a model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', nargs='?', default=None,
+                        help='checkpoint file (omit for models that load their own weights, '
+                        'e.g. GroupRoutedEnsemble)')
     parser.add_argument('--work-dir', help='the dir to save evaluation results')
     parser.add_argument('--out', help='dump predictions to a pickle file')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -30,7 +32,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if not os.path.isfile(args.checkpoint):
+    if args.checkpoint is not None and not os.path.isfile(args.checkpoint):
         raise SystemExit(f'error: checkpoint not found: {args.checkpoint}')
     cfg = build_cfg(args)
     cfg.load_from = args.checkpoint

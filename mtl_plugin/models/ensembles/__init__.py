@@ -1,0 +1,4 @@
+"""Ensembles."""
+from .group_routed import GroupRoutedEnsemble
+
+__all__ = ['GroupRoutedEnsemble']
