@@ -1,6 +1,8 @@
 """Engine parts: hooks, optim wrappers, checkpoint and distributed helpers."""
 from .checkpoint_compat import install_safe_checkpoint_globals
 from .dist import setup_cpu_distributed
-from .hooks import HeadIsolationHook
+from .hooks import (CurriculumLearningHook, HeadIsolationHook, StagedTrainingHook,
+                    schedule_value)
 
-__all__ = ['install_safe_checkpoint_globals', 'setup_cpu_distributed', 'HeadIsolationHook']
+__all__ = ['install_safe_checkpoint_globals', 'setup_cpu_distributed', 'CurriculumLearningHook',
+           'HeadIsolationHook', 'StagedTrainingHook', 'schedule_value']

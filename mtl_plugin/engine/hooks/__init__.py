@@ -1,4 +1,6 @@
 """Hooks."""
+from .curriculum import CurriculumLearningHook, schedule_value
 from .head_isolation import HeadIsolationHook
+from .staged_training import StagedTrainingHook
 
-__all__ = ['HeadIsolationHook']
+__all__ = ['CurriculumLearningHook', 'HeadIsolationHook', 'StagedTrainingHook', 'schedule_value']

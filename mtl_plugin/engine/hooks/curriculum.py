@@ -1,0 +1,469 @@
+"""``CurriculumLearningHook``: drive numeric values (loss weights, sampler weights) in training.
+
+Example (one config line; ``type`` defaults to ``'step'`` when ``milestones`` are given)::
+
+    custom_hooks = [dict(type='CurriculumLearningHook', schedules=[dict(
+        param='model.heads.person.loss_cls.group_id_weight.1',
+        milestones=[50, 100], values=[1.0, 1.5, 2.0])])]
+
+More kinds::
+
+    schedules=[
+        # linear ramp of an auxiliary loss weight over epochs 0..10, constant outside
+        dict(param='model.aux_head.loss_weight', type='linear', start=0.0, end=1.0,
+             begin=0, end_at=10),
+        # cosine interpolation of a sampler's group weight, iteration clock; the sampler's
+        # ``set_group_weights(new_dict)`` is called with the updated dict
+        dict(param='sampler.group_weights.1', type='cosine', start=1.0, end=3.0,
+             begin=0, end_at=5000, by_epoch=False, name='animal_weight'),
+        # DANN gradient-reversal coefficient 2 / (1 + exp(-gamma * p)) - 1, p in [0, 1]
+        dict(param='model.grl.lambd', type='dann', gamma=10.0, scale=1.0, by_epoch=False),
+    ]
+"""
+import copy
+import difflib
+import math
+import numbers
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import HOOKS
+
+DATA_BATCH = Optional[Any]
+
+ROOTS = ('model', 'sampler', 'batch_sampler', 'dataset')
+KINDS = {
+    'step': dict(required=('milestones', 'values'), optional=()),
+    'linear': dict(required=('start', 'end'), optional=('begin', 'end_at')),
+    'cosine': dict(required=('start', 'end'), optional=('begin', 'end_at')),
+    'dann': dict(required=(), optional=('gamma', 'scale', 'begin', 'end_at')),
+}
+COMMON_KEYS = ('param', 'name', 'by_epoch', 'type')
+
+
+def _is_real(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(float(x))
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _int_key(segment: str) -> Optional[int]:
+    try:
+        return int(segment)
+    except ValueError:
+        return None
+
+
+def _available(obj: Any) -> List[str]:
+    """Names one can step into from ``obj`` (for error messages)."""
+    if isinstance(obj, Mapping):
+        return [repr(k) for k in obj.keys()]
+    if isinstance(obj, (list, tuple)):
+        return [str(i) for i in range(len(obj))]
+    names = []
+    if isinstance(obj, torch.nn.Module):
+        names += list(obj._modules) + list(obj._parameters) + list(obj._buffers)
+    names += [k for k in getattr(obj, '__dict__', {}) if not k.startswith('_')]
+    names += [k for k in dir(type(obj)) if not k.startswith('_')
+              and isinstance(getattr(type(obj), k, None), property)]
+    return list(dict.fromkeys(names))
+
+
+class _Step:
+    """One step of a resolved path: ``container[key]`` (``item``) or ``container.key``."""
+
+    __slots__ = ('container', 'key', 'kind')
+
+    def __init__(self, container: Any, key: Any, kind: str) -> None:
+        self.container, self.key, self.kind = container, key, kind
+
+    def get(self) -> Any:
+        return getattr(self.container, self.key) if self.kind == 'attr' else \
+            self.container[self.key]
+
+
+class _Schedule:
+    """A validated schedule: a pure function ``value(t)`` of its clock."""
+
+    def __init__(self, index: int, cfg: dict) -> None:
+        self.index = index
+        where = f'CurriculumLearningHook schedule {index}'
+        if not isinstance(cfg, Mapping):
+            raise TypeError(f'{where}: each schedule must be a dict, got {type(cfg).__name__}')
+        cfg = dict(cfg)
+        param = cfg.get('param')
+        if not isinstance(param, str) or '.' not in param or \
+                param.split('.', 1)[0] not in ROOTS or not all(param.split('.')):
+            raise ValueError(f"{where}: 'param' must be a dotted path starting with one of "
+                             f'{ROOTS}, e.g. "model.aux_head.loss_weight", got {param!r}')
+        self.param = param
+        self.root, *self.segments = param.split('.')
+        self.name = cfg.get('name', param)
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"{where}: 'name' must be a non-empty str, got {self.name!r}")
+        where = f'CurriculumLearningHook schedule {index} ({self.name!r})'
+        self.where = where
+        self.by_epoch = cfg.get('by_epoch', True)
+        if not isinstance(self.by_epoch, bool):
+            raise TypeError(f"{where}: 'by_epoch' must be True or False, got {self.by_epoch!r}")
+
+        kind = cfg.get('type')
+        if kind is None:
+            if 'milestones' not in cfg:
+                raise ValueError(f"{where}: give type= one of {sorted(KINDS)} (type defaults to "
+                                 "'step' only when 'milestones' are given)")
+            kind = 'step'
+        if kind not in KINDS:
+            raise ValueError(f'{where}: unknown type {kind!r}; use one of {sorted(KINDS)}')
+        self.kind = kind
+        spec = KINDS[kind]
+        allowed = set(COMMON_KEYS) | set(spec['required']) | set(spec['optional'])
+        unknown = sorted(set(cfg) - allowed)
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {unknown} for type={kind!r}; allowed keys: "
+                             f'{sorted(allowed)}')
+        missing = [k for k in spec['required'] if k not in cfg]
+        if missing:
+            raise ValueError(f'{where}: type={kind!r} needs {missing}')
+
+        if kind == 'step':
+            milestones, values = cfg['milestones'], cfg['values']
+            if not isinstance(milestones, (list, tuple)) or \
+                    not all(_is_int(m) and m >= 0 for m in milestones):
+                raise ValueError(f"{where}: 'milestones' must be a list of non-negative ints "
+                                 f'(epochs or iterations), got {milestones!r}')
+            if any(b <= a for a, b in zip(milestones, milestones[1:])):
+                raise ValueError(f"{where}: 'milestones' must be strictly increasing, got "
+                                 f'{list(milestones)}; sort them and drop duplicates')
+            if not isinstance(values, (list, tuple)) or len(values) != len(milestones) + 1:
+                raise ValueError(
+                    f"{where}: 'values' needs len(milestones) + 1 = {len(milestones) + 1} "
+                    f'entries (the value before the first milestone, then one per milestone), '
+                    f'got {values!r}')
+            self._check_finite('values', values)
+            self.milestones = [int(m) for m in milestones]
+            self.values = [float(v) for v in values]
+        else:
+            if kind in ('linear', 'cosine'):
+                self._check_finite('start', [cfg['start']])
+                self._check_finite('end', [cfg['end']])
+                self.start, self.end = float(cfg['start']), float(cfg['end'])
+            else:
+                self._check_finite('gamma', [cfg.get('gamma', 10.0)])
+                self._check_finite('scale', [cfg.get('scale', 1.0)])
+                self.gamma = float(cfg.get('gamma', 10.0))
+                self.scale = float(cfg.get('scale', 1.0))
+            self.begin = cfg.get('begin', 0)
+            self.end_at = cfg.get('end_at')
+            if not (_is_int(self.begin) and self.begin >= 0):
+                raise ValueError(f"{where}: 'begin' must be a non-negative int, got {self.begin!r}")
+            if self.end_at is not None:
+                if not _is_int(self.end_at):
+                    raise ValueError(f"{where}: 'end_at' must be an int (or None for the end of "
+                                     f'training), got {self.end_at!r}')
+                self._check_range(self.end_at)
+
+    def _check_finite(self, key: str, values: Sequence) -> None:
+        bad = [v for v in values if not _is_real(v)]
+        if bad:
+            raise ValueError(f'{self.where}: {key!r} must hold finite numbers, got {bad}; '
+                             'replace NaN/inf/non-numbers with finite floats')
+
+    def _check_range(self, end_at: int) -> None:
+        if self.begin >= end_at:
+            raise ValueError(f"{self.where}: needs begin < end_at, got begin={self.begin}, "
+                             f'end_at={end_at}; the schedule runs over [begin, end_at)')
+
+    def finalize(self, runner) -> None:
+        """Fill ``end_at=None`` with the training length (max_epochs or max_iters)."""
+        self.total = int(runner.max_epochs if self.by_epoch else runner.max_iters)
+        if self.kind != 'step':
+            self.stop = self.total if self.end_at is None else int(self.end_at)
+            self._check_range(self.stop)
+
+    def clock(self, runner) -> int:
+        return int(runner.epoch if self.by_epoch else runner.iter)
+
+    def value(self, t: int) -> float:
+        if self.kind == 'step':
+            return self.values[sum(1 for m in self.milestones if m <= t)]
+        progress = min(max((t - self.begin) / (self.stop - self.begin), 0.0), 1.0)
+        if self.kind == 'linear':
+            return self.start + (self.end - self.start) * progress
+        if self.kind == 'cosine':
+            return self.end + (self.start - self.end) * (1 + math.cos(math.pi * progress)) / 2
+        return self.scale * (2.0 / (1.0 + math.exp(-self.gamma * progress)) - 1.0)
+
+
+@HOOKS.register_module()
+class CurriculumLearningHook(Hook):
+    """Schedule numeric values of the model, the train sampler or dataset over training.
+
+    Each schedule dict drives one value:
+
+    - ``param``: dotted path from a root: ``model.`` (the unwrapped model), ``sampler.``,
+      ``batch_sampler.`` (the train dataloader's) or ``dataset.`` (its dataset). Each
+      segment is an attribute or a dict key (tried as str, then as int: group ids are
+      ints) or a list index. When the value sits in a dict attribute ``<attr>`` of an
+      object with a ``set_<attr>(new_dict)`` method (e.g. a sampler's
+      ``set_group_weights``), that method is called with an updated copy of the dict, so
+      the object can validate and recompute. A 1-element tensor (parameter / buffer) is
+      filled in place.
+    - ``by_epoch`` (default True): the clock is ``runner.epoch`` (0-based epoch about to
+      run) or ``runner.iter`` (0-based global iteration about to run).
+    - ``type``:
+
+      - ``'step'`` (default when ``milestones`` are given): ``milestones=[50, 100]``,
+        ``values=[1.0, 1.5, 2.0]``; value = ``values[#milestones <= t]``.
+      - ``'linear'`` / ``'cosine'``: ``start``, ``end`` (values), ``begin`` (default 0),
+        ``end_at`` (default: max_epochs / max_iters); interpolation over
+        ``[begin, end_at]``, constant outside. As with MMEngine's parameter schedulers,
+        the default ``end_at`` is the training length, so ``end`` itself is reached only
+        after the last epoch / iteration; give ``end_at=max_epochs - 1`` to train the last
+        epoch at ``end``.
+      - ``'dann'``: ``scale * (2 / (1 + exp(-gamma * p)) - 1)`` with ``p`` the progress in
+        [0, 1] over ``[begin, end_at]`` (defaults: the whole training); ``gamma=10``,
+        ``scale=1`` (the gradient-reversal coefficient of Ganin & Lempitsky).
+    - ``name`` (default: ``param``): the value is logged every iteration as the scalar
+      ``train/curriculum/<name>`` of the message hub (log line, TensorBoard).
+
+    Values are a pure function of the clock, so ``--resume`` recomputes them; they are
+    applied in ``before_train`` (after resume), ``before_train_epoch`` (epoch clocks) and
+    ``before_train_iter`` (iteration clocks), and written only when they change (a
+    sampler's setter is not called every iteration for an unchanged value). Checkpoints
+    keep the last applied values under ``checkpoint['curriculum']``; on resume they are
+    compared with the configured schedules, and a changed schedule is reported.
+
+    All paths are resolved and checked in ``before_train``, so a typo fails before the
+    first iteration. Note: ``dataset.`` values reach dataloader worker processes only
+    when workers are re-created (``persistent_workers=False``), i.e. once per epoch.
+
+    Args:
+        schedules (list[dict]): The schedules, see above.
+    """
+
+    priority = 'HIGH'  # before NORMAL hooks that may read the values in the same stage
+
+    def __init__(self, schedules: List[dict]) -> None:
+        if not isinstance(schedules, (list, tuple)) or not schedules:
+            raise ValueError('CurriculumLearningHook needs a non-empty list of schedule dicts, '
+                             f'got {schedules!r}')
+        self.schedules = [_Schedule(i, s) for i, s in enumerate(schedules)]
+        for attr in ('name', 'param'):
+            seen: Dict[str, int] = {}
+            for s in self.schedules:
+                key = getattr(s, attr)
+                if key in seen:
+                    raise ValueError(f'CurriculumLearningHook schedules {seen[key]} and {s.index} '
+                                     f'share the {attr} {key!r}; give each value one schedule '
+                                     "(and distinct 'name's)")
+                seen[key] = s.index
+        self.current: Dict[str, float] = {}
+        self._clocks: Dict[str, int] = {}
+        self._loaded: Optional[dict] = None
+
+    # ------------------------------------------------------------------ path resolution
+    @staticmethod
+    def _roots(runner) -> Dict[str, Any]:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        roots: Dict[str, Any] = dict(model=model)
+        loader = runner.train_dataloader
+        for key in ('sampler', 'batch_sampler', 'dataset'):
+            obj = getattr(loader, key, None)
+            if obj is not None:
+                roots[key] = obj
+        return roots
+
+    def _resolve(self, schedule: _Schedule, roots: Dict[str, Any]) -> List[_Step]:
+        if schedule.root not in roots:
+            raise ValueError(f'{schedule.where}: the train dataloader has no {schedule.root!r}; '
+                             f'available roots: {sorted(roots)}')
+        obj = roots[schedule.root]
+        steps: List[_Step] = []
+        done = [schedule.root]
+        for segment in schedule.segments:
+            step = None
+            if isinstance(obj, Mapping):
+                if segment in obj:
+                    step = _Step(obj, segment, 'item')
+                elif _int_key(segment) is not None and _int_key(segment) in obj:
+                    step = _Step(obj, _int_key(segment), 'item')
+            elif isinstance(obj, (list, tuple)):
+                idx = _int_key(segment)
+                if idx is not None and -len(obj) <= idx < len(obj):
+                    step = _Step(obj, idx, 'item')
+            elif hasattr(obj, segment):
+                step = _Step(obj, segment, 'attr')
+            if step is None:
+                avail = _available(obj)
+                close = difflib.get_close_matches(segment, [a.strip("'") for a in avail], n=3)
+                hint = f' Did you mean {close}?' if close else ''
+                shown = ', '.join(avail[:40]) + (', ...' if len(avail) > 40 else '')
+                raise ValueError(
+                    f"{schedule.where}: cannot resolve {schedule.param!r}: "
+                    f"{type(obj).__name__} at {'.'.join(done)!r} has no attribute or key "
+                    f'{segment!r}.{hint} Available: [{shown}]')
+            steps.append(step)
+            obj = step.get()
+            done.append(segment)
+        last = steps[-1]
+        if isinstance(last.container, tuple):
+            raise TypeError(f'{schedule.where}: {schedule.param!r} is in a tuple, which cannot be '
+                            'changed; point the schedule at a list, dict or attribute')
+        if isinstance(last.container, Mapping) and \
+                not isinstance(last.container, MutableMapping) and self._setter(steps) is None:
+            raise TypeError(f'{schedule.where}: {schedule.param!r} is in a read-only mapping '
+                            'and its owner has no set_<attr>(new_dict) method')
+        value = last.get()
+        if not (_is_real(value) or (isinstance(value, torch.Tensor) and value.numel() == 1
+                                    and value.is_floating_point())):
+            raise TypeError(f'{schedule.where}: {schedule.param!r} holds {type(value).__name__} '
+                            f'{repr(value)[:60]}; schedules drive numeric values (int, float, or a '
+                            '1-element float tensor) only')
+        return steps
+
+    @staticmethod
+    def _setter(steps: List[_Step]):
+        """``set_<attr>`` of the object owning the dict that holds the value, if any."""
+        if len(steps) >= 2 and steps[-1].kind == 'item' and steps[-2].kind == 'attr' and \
+                isinstance(steps[-1].container, Mapping):
+            setter = getattr(steps[-2].container, f'set_{steps[-2].key}', None)
+            if callable(setter):
+                return setter
+        return None
+
+    def _write(self, steps: List[_Step], value: float) -> bool:
+        """Write ``value``; return whether anything changed."""
+        last = steps[-1]
+        current = last.get()
+        if isinstance(current, torch.Tensor):
+            if current.item() == value:
+                return False
+            with torch.no_grad():
+                current.fill_(value)
+            return True
+        if _is_int(current) and float(value).is_integer():
+            value = int(value)
+        if current == value and type(current) is type(value):
+            return False
+        setter = self._setter(steps)
+        if setter is not None:
+            new = copy.copy(last.container) if isinstance(last.container, MutableMapping) \
+                else dict(last.container)
+            new[last.key] = value
+            setter(new)
+        elif last.kind == 'attr':
+            setattr(last.container, last.key, value)
+        else:
+            last.container[last.key] = value
+        return True
+
+    # ------------------------------------------------------------------ application
+    def _apply(self, runner, schedules: List[_Schedule]) -> None:
+        roots = self._roots(runner)
+        for s in schedules:
+            t = s.clock(runner)
+            value = s.value(t)
+            changed = self._write(self._resolve(s, roots), value)
+            # log switches (not every step of an iteration-clock ramp)
+            if changed and s.name in self.current and (s.by_epoch or s.kind == 'step'):
+                runner.logger.info(f'CurriculumLearningHook: {s.name} = {value:.6g} '
+                                   f"at {'epoch' if s.by_epoch else 'iter'} {t}")
+            self.current[s.name] = value
+            self._clocks[s.name] = t
+
+    def before_train(self, runner) -> None:
+        """Validate every path, then apply the values of the (possibly resumed) clock."""
+        from mmengine.runner import IterBasedTrainLoop
+        roots = self._roots(runner)
+        for s in self.schedules:
+            if s.by_epoch and isinstance(runner.train_loop, IterBasedTrainLoop):
+                raise ValueError(f'{s.where}: by_epoch=True, but training is iteration-based '
+                                 '(train_cfg by_epoch=False); set by_epoch=False and give '
+                                 'milestones/begin/end_at in iterations')
+            s.finalize(runner)
+            self._resolve(s, roots)
+            if s.root == 'dataset' and getattr(runner.train_dataloader, 'num_workers', 0) > 0 \
+                    and (not s.by_epoch or
+                         getattr(runner.train_dataloader, 'persistent_workers', False)):
+                runner.logger.warning(
+                    f'{s.where}: {s.param!r} changes in the main process, but dataloader '
+                    'workers hold copies of the dataset; it reaches them only when workers '
+                    'are re-created each epoch (persistent_workers=False, by_epoch=True)')
+        self._check_loaded(runner)
+        self.current.clear()
+        self._apply(runner, self.schedules)
+        self._keep_current_in_log(runner)
+        runner.logger.info('CurriculumLearningHook: ' + ', '.join(
+            f'{name} = {v:.6g}' for name, v in self.current.items()))
+
+    def before_train_epoch(self, runner) -> None:
+        """Apply epoch-clock schedules."""
+        self._apply(runner, [s for s in self.schedules if s.by_epoch])
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch: DATA_BATCH = None) -> None:
+        """Apply iteration-clock schedules and log every current value."""
+        self._apply(runner, [s for s in self.schedules if not s.by_epoch])
+        for name, value in self.current.items():
+            runner.message_hub.update_scalar(f'train/curriculum/{name}', value)
+
+    def _keep_current_in_log(self, runner) -> None:
+        """Show the current value, not a window mean (names matching e.g. 'loss' are averaged)."""
+        proc = getattr(runner, 'log_processor', None)
+        pattern = getattr(proc, 'mean_pattern', None)
+        if proc is None or pattern is None:
+            return
+        sources = {c.get('data_src') for c in proc.custom_cfg}
+        for name in self.current:
+            key = f'curriculum/{name}'
+            if pattern.search(key) is not None and key not in sources:
+                proc.custom_cfg.append(dict(data_src=key, method_name='current'))
+
+    # ------------------------------------------------------------------ checkpoints
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Store the last applied values with their clocks."""
+        checkpoint['curriculum'] = {
+            name: dict(value=float(v), clock=int(self._clocks[name]))
+            for name, v in self.current.items()}
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        """Keep the stored values, to check them against the schedules on resume."""
+        self._loaded = checkpoint.get('curriculum') if getattr(runner, '_resume', False) else None
+
+    def _check_loaded(self, runner) -> None:
+        if not self._loaded:
+            return
+        by_name = {s.name: s for s in self.schedules}
+        for name, state in self._loaded.items():
+            s = by_name.get(name)
+            if s is None:
+                runner.logger.warning(f'CurriculumLearningHook: the checkpoint has a value for '
+                                      f'{name!r}, which no schedule drives any more')
+                continue
+            now = s.value(int(state['clock']))
+            if not math.isclose(now, float(state['value']), rel_tol=1e-9, abs_tol=1e-12):
+                runner.logger.warning(
+                    f'{s.where}: the schedule changed since the checkpoint: at clock '
+                    f"{state['clock']} it gave {state['value']:.6g}, now {now:.6g}; the "
+                    'configured schedule is used')
+        self._loaded = None
+
+
+def schedule_value(schedule: dict, t: int, total: Optional[int] = None) -> float:
+    """Value of one schedule dict at clock ``t`` (``total``: max_epochs/max_iters for
+    ``end_at=None``); handy in tests and for plotting a schedule."""
+    s = _Schedule(0, schedule)
+    if s.kind != 'step':
+        if s.end_at is None and total is None:
+            raise ValueError(f'{s.where}: give total= (training length) when end_at is None')
+        s.stop = int(s.end_at if s.end_at is not None else total)
+        s._check_range(s.stop)
+    return s.value(t)
+
+
+__all__ = ['CurriculumLearningHook', 'schedule_value']

@@ -1,0 +1,195 @@
+"""``GroupWeightedLoss``: weight any MMDetection loss per sample by the sample's group.
+
+Example (a RetinaNet head whose group 1 weighs twice as much)::
+
+    bbox_head=dict(
+        type='RetinaHead', ...,
+        loss_cls=dict(type='GroupWeightedLoss', use_sigmoid=True,
+                      loss=dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0,
+                                alpha=0.25, loss_weight=1.0),
+                      group_id_weight={1: 2.0}),
+        loss_bbox=dict(type='GroupWeightedLoss',
+                       loss=dict(type='mmdet.L1Loss', loss_weight=1.0),
+                       group_id_weight={1: 2.0}))
+
+Note ``use_sigmoid=True`` next to ``type='GroupWeightedLoss'``: MMDetection heads read
+``use_sigmoid`` from the loss *config dict* (``loss_cls.get('use_sigmoid')``) before
+building it, to choose the number of class channels; the wrapper checks it matches the
+wrapped loss.
+"""
+from typing import Any, Mapping, Optional
+
+import torch
+from mmengine.registry import MODELS
+from torch import Tensor, nn
+
+from .group_context import parse_group_id_weight, sample_group_weights
+
+__all__ = ['GroupWeightedLoss']
+
+
+def _build_loss(cfg: Mapping) -> nn.Module:
+    """Build through the root ``MODELS`` (current default scope first); an unprefixed
+    type that is not found there (no ``default_scope='mmdet'`` set) is looked up in
+    MMDetection's registry, so ``dict(type='FocalLoss')`` works from any scope."""
+    try:
+        return MODELS.build(cfg)
+    except KeyError:
+        loss_type = cfg.get('type')
+        if not isinstance(loss_type, str) or '.' in loss_type:
+            raise
+        from mmdet.registry import MODELS as MMDET_MODELS
+        if MMDET_MODELS.get(loss_type) is None:
+            raise
+        return MMDET_MODELS.build(cfg)
+
+
+@MODELS.register_module()
+class GroupWeightedLoss(nn.Module):
+    """Wrap a loss so that each row of the prediction weighs as its sample's group.
+
+    ``forward(pred, target, weight=None, avg_factor=None, reduction_override=None,
+    **kwargs)`` computes per-sample weights ``w_b`` from the group context (``B``
+    samples; ``a_b`` = the weight of sample ``b``'s group in ``group_id_weight``, 1.0
+    for unlisted groups; ``w_b = a_b / mean(a)`` if ``normalize`` else ``a_b``), turns
+    them into per-row weights and calls the wrapped loss with::
+
+        weight' = weight * r       r_i = w_{i // (N // B)}  (row i of N rows)
+
+    (``weight'`` = ``r`` when ``weight`` is None) and the same ``target``,
+    ``avg_factor``, ``reduction_override`` and ``kwargs``. ``avg_factor`` is passed
+    unchanged, so with the usual ``reduction='mean'`` and an ``avg_factor`` the loss
+    is ``loss_weight * sum_i weight_i * r_i * l_i / avg_factor``.
+
+    Supported layout: ``pred`` has ``N = B * R`` rows (dim 0), image-major: rows
+    ``[b*R, (b+1)*R)`` belong to sample ``b`` of the context. That is the layout of the
+    per-level ``loss_by_feat_single`` of ``AnchorHead`` / ``RetinaHead`` / ``RPNHead``
+    (``cls_score.permute(0, 2, 3, 1).reshape(-1, C)``, both losses), and of the
+    classification loss of ``ATSSHead`` and ``GFLHead`` (their bbox / centerness / DFL
+    losses see only the positive rows, which do not follow this layout: do not wrap
+    those). Heads that concatenate all levels level-major (``FCOSHead`` and other
+    ``AnchorFreeHead`` subclasses), that call the loss per image (``SSDHead``) or on
+    matched queries (DETR family), or RoI heads, do not fit the layout: the wrapper
+    cannot check that, except ``N % B == 0``, which raises an error when it fails.
+
+    Shapes of ``weight'``: with a ``weight`` of shape ``(N, ...)`` the row weights are
+    broadcast over its trailing dims (``(N,)`` label weights, ``(N, C)``, ``(N, 4)``
+    bbox weights). Without one, ``r`` has ``pred``'s shape when ``target`` is a tensor
+    of that shape (regression / soft targets: ``L1Loss``, ``SmoothL1Loss``,
+    ``GIoULoss``...), else shape ``(N,)`` (class-index targets: ``FocalLoss``,
+    ``CrossEntropyLoss``; tuple targets: ``QualityFocalLoss``).
+
+    Args:
+        loss (dict): Config of the wrapped loss, built through ``MODELS`` (e.g.
+            ``dict(type='mmdet.FocalLoss', use_sigmoid=True)``); it must accept a
+            ``weight`` argument.
+        group_id_weight (dict[int | str, float]): Weight per group, keyed by int
+            ``group_id`` or str ``group_name``; unlisted groups weigh 1.0. Weights must
+            be finite and > 0. Empty: no weighting (no group context needed).
+        normalize (bool): Divide the per-sample weights by their mean over the ``B``
+            samples of the context (a batch of one group gives exactly the wrapped
+            loss). Defaults to True.
+        use_sigmoid (bool, optional): Only for the head's config reading (see the
+            module doc); must equal the wrapped loss's ``use_sigmoid``. Required
+            (``True``) when the wrapped loss has ``use_sigmoid=True``.
+
+    Attributes the head reads from its loss (``use_sigmoid``, ``loss_weight``,
+    ``custom_cls_channels``, ``get_activation``...) are delegated to the wrapped loss.
+    """
+
+    def __init__(self,
+                 loss: Mapping,
+                 group_id_weight: Mapping,
+                 normalize: bool = True,
+                 use_sigmoid: Optional[bool] = None) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if isinstance(loss, nn.Module):
+            built = loss
+        elif isinstance(loss, Mapping) and 'type' in loss:
+            built = _build_loss(loss)
+        else:
+            raise TypeError(f"{name}: loss must be a loss config dict with a 'type' (e.g. "
+                            "dict(type='mmdet.FocalLoss', use_sigmoid=True)), got "
+                            f'{loss!r}')
+        if group_id_weight is None or not isinstance(group_id_weight, Mapping):
+            raise TypeError(f'{name}: group_id_weight must be a dict {{group_id (int) or '
+                            f'group_name (str): weight}}, e.g. {{1: 2.0}}; got '
+                            f'{group_id_weight!r}')
+        if not isinstance(normalize, bool):
+            raise TypeError(f'{name}: normalize must be True or False, got {normalize!r}')
+        self.loss = built
+        self.group_id_weight = parse_group_id_weight(group_id_weight, name)
+        self.normalize = normalize
+        inner_sigmoid = getattr(built, 'use_sigmoid', None)
+        if use_sigmoid is not None:
+            if not isinstance(use_sigmoid, bool):
+                raise TypeError(f'{name}: use_sigmoid must be True or False, got '
+                                f'{use_sigmoid!r}')
+            if inner_sigmoid is not None and bool(inner_sigmoid) != use_sigmoid:
+                raise ValueError(
+                    f'{name}: use_sigmoid={use_sigmoid} but the wrapped '
+                    f'{type(built).__name__} has use_sigmoid={inner_sigmoid}; make them '
+                    'equal')
+        elif inner_sigmoid:
+            raise ValueError(
+                f'{name}: the wrapped {type(built).__name__} has use_sigmoid=True, so '
+                f"add use_sigmoid=True next to type='{name}' as well: MMDetection heads "
+                "read use_sigmoid from the loss config dict (loss_cls.get('use_sigmoid'))"
+                ' to choose their number of class channels, before building the loss')
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == 'loss' or name.startswith('__'):
+                raise
+            modules = self.__dict__.get('_modules', {})
+            if 'loss' not in modules:
+                raise
+            return getattr(modules['loss'], name)
+
+    def row_weights(self, pred: Tensor, target: Any = None,
+                    weight: Optional[Tensor] = None) -> Tensor:
+        """Per-row group weights shaped to multiply ``weight`` (see class doc)."""
+        name = type(self).__name__
+        if pred.dim() == 0:
+            raise ValueError(f'{name}: pred must have a row dim (N, ...), got a scalar')
+        n = pred.shape[0]
+        w = sample_group_weights(self.group_id_weight, self.normalize, device=pred.device,
+                                 dtype=pred.dtype if pred.is_floating_point() else
+                                 torch.float32, owner=name)
+        b = w.numel()
+        if b == 0 or n % b != 0:
+            raise ValueError(
+                f'{name}: pred has {n} rows but the group context holds {b} samples; '
+                'the wrapper needs N = B * R rows, image-major (rows [b*R, (b+1)*R) of '
+                'sample b), as in the per-level loss of AnchorHead / RetinaHead / '
+                "ATSSHead's and GFLHead's loss_cls. This head calls the loss with another "
+                'layout (or the context does not hold exactly the samples of this head): '
+                'do not wrap this loss')
+        rows = w.repeat_interleave(n // b)
+        if weight is not None:
+            if weight.dim() == 0 or weight.shape[0] != n:
+                raise ValueError(f'{name}: weight of shape {tuple(weight.shape)} does not '
+                                 f'have the {n} rows of pred')
+            return rows.view((n, ) + (1, ) * (weight.dim() - 1))
+        if isinstance(target, Tensor) and target.shape == pred.shape:
+            return rows.view((n, ) + (1, ) * (pred.dim() - 1)).expand_as(pred)
+        return rows
+
+    def forward(self,
+                pred: Tensor,
+                target: Any,
+                weight: Optional[Tensor] = None,
+                avg_factor: Optional[float] = None,
+                reduction_override: Optional[str] = None,
+                **kwargs) -> Tensor:
+        if self.group_id_weight:
+            rows = self.row_weights(pred, target, weight)
+            weight = rows if weight is None else weight * rows.to(weight.dtype)
+        return self.loss(pred, target, weight=weight, avg_factor=avg_factor,
+                         reduction_override=reduction_override, **kwargs)
+
+    def extra_repr(self) -> str:
+        return f'group_id_weight={self.group_id_weight}, normalize={self.normalize}'
