@@ -296,3 +296,22 @@ def test_init_weights_reaches_every_head():
     for head in model.heads.values():
         assert torch.allclose(head.retina_cls.bias, torch.full_like(
             head.retina_cls.bias, bias_init_with_prob(0.01)))
+
+
+def test_group_weighted_loss_inside_multi_head_sees_each_head_subset():
+    """MultiHeadDetector sets the group context per head, so no hook is needed."""
+    weighted = retina(2)
+    weighted['loss_cls'] = dict(type='GroupWeightedLoss', use_sigmoid=True,
+                                loss=weighted['loss_cls'], group_id_weight=dict(animal=2.0),
+                                normalize=False)
+    plain, heavy = build_detector(), build_detector(heads=dict(person=retina(1), animal=weighted))
+    losses = {}
+    for name, model in (('plain', plain), ('heavy', heavy)):
+        model.dataset_meta = META
+        data = model.data_preprocessor(batch(['animal', 'person', 'animal'], seed=3), True)
+        losses[name] = model.loss(data['inputs'], data['data_samples'])
+    total = lambda l: sum(l)  # noqa: E731  (per-level list)
+    assert torch.allclose(total(losses['heavy']['animal.loss_cls']),
+                          2 * total(losses['plain']['animal.loss_cls']))
+    assert torch.equal(total(losses['heavy']['person.loss_cls']),
+                       total(losses['plain']['person.loss_cls']))

@@ -1,7 +1,13 @@
-"""Models: multi-head detectors and estimators, ensembles, heads, losses."""
+"""Models: multi-head detectors and estimators, ensembles, group-weighted losses."""
 from .detectors import MultiHeadDetector
 from .ensembles import GroupRoutedEnsemble
+from .losses import (GroupContextHook, GroupWeightedFocalHeatmapLoss,
+                     GroupWeightedKeypointMSELoss, GroupWeightedLoss, group_context)
 from .multi_head import MultiHeadMixin
 from .pose import MultiHeadPoseEstimator
 
-__all__ = ['MultiHeadDetector', 'GroupRoutedEnsemble', 'MultiHeadMixin', 'MultiHeadPoseEstimator']
+__all__ = [
+    'MultiHeadDetector', 'GroupRoutedEnsemble', 'MultiHeadMixin', 'MultiHeadPoseEstimator',
+    'GroupContextHook', 'GroupWeightedFocalHeatmapLoss', 'GroupWeightedKeypointMSELoss',
+    'GroupWeightedLoss', 'group_context'
+]

@@ -14,7 +14,7 @@ from mmengine.registry import MODELS
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from ...routing import LabelSpace, split_by_group
+from ..losses import group_context
 from ..multi_head import MultiHeadMixin
 
 CfgDict = Union[dict, ConfigDict]
@@ -160,12 +160,14 @@ class MultiHeadDetector(MultiHeadMixin, BaseDetector):
             samples = [self._to_head_labels(head_name, batch_data_samples[i]) for i in idx]
             head = self.heads[head_name]
             x_sub = self._select(x, idx)
-            if proposals is not None:
-                head_losses = head.loss(x_sub, [proposals[i] for i in idx], samples)
-            elif self._needs_masking(head_name):
-                head_losses = self._masked_dense_loss(head_name, x_sub, samples)
-            else:
-                head_losses = head.loss(x_sub, samples)
+            # group-weighted losses read the groups of exactly this head's samples
+            with group_context(samples):
+                if proposals is not None:
+                    head_losses = head.loss(x_sub, [proposals[i] for i in idx], samples)
+                elif self._needs_masking(head_name):
+                    head_losses = self._masked_dense_loss(head_name, x_sub, samples)
+                else:
+                    head_losses = head.loss(x_sub, samples)
             losses.update({f'{head_name}.{k}': v for k, v in head_losses.items()})
         return losses
 

@@ -10,6 +10,7 @@ from mmpose.models.pose_estimators import TopdownPoseEstimator
 from mmpose.utils.typing import SampleList
 from torch import Tensor, nn
 
+from ..losses import group_context
 from ..multi_head import MultiHeadMixin
 
 CfgDict = Union[dict, ConfigDict]
@@ -99,8 +100,10 @@ class MultiHeadPoseEstimator(MultiHeadMixin, BaseModel):
         losses = {}
         for head_name, idx in self.route(data_samples).items():
             index = torch.as_tensor(idx, device=inputs.device)
-            head_losses = self.heads[head_name].loss(
-                _select(feats, index), [data_samples[i] for i in idx], train_cfg=self.train_cfg)
+            samples = [data_samples[i] for i in idx]
+            with group_context(samples):  # for group-weighted losses of this head
+                head_losses = self.heads[head_name].loss(
+                    _select(feats, index), samples, train_cfg=self.train_cfg)
             losses.update({f'{head_name}.{k}': v for k, v in head_losses.items()})
         return losses
 

@@ -1,0 +1,262 @@
+"""Group bookkeeping from ``group_ids`` and ``GroupBalancedDataset`` (over/undersampling)."""
+import copy
+import math
+from typing import Any, Dict, Mapping, Optional, Sized, Tuple, Union
+
+import numpy as np
+from mmengine.registry import DATASETS
+from torch.utils.data import Dataset
+
+GroupKey = Union[int, str]
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and \
+        not isinstance(value, (bool, np.bool_))
+
+
+class GroupTable:
+    """The groups of a dataset, read from its ``group_ids`` only (no sample is loaded).
+
+    Args:
+        dataset (Sized): A dataset with ``group_ids`` (e.g. ``MultiSourceDataset``).
+        owner (str): Name of the class using the table, for error messages.
+    """
+
+    def __init__(self, dataset: Sized, owner: str) -> None:
+        group_ids = getattr(dataset, 'group_ids', None)
+        if group_ids is None:
+            raise TypeError(
+                f'{owner} needs a dataset with `group_ids` (one group id per sample), but '
+                f'{type(dataset).__name__} has none: wrap it in '
+                "dict(type='MultiSourceDataset', datasets=[dict(type=..., group_name=...)])")
+        ids = np.asarray(group_ids)
+        if ids.ndim != 1 or ids.size == 0 or not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f'{owner}: dataset.group_ids must be a non-empty 1-D integer array, '
+                             f'but got dtype {ids.dtype} and shape {ids.shape}')
+        self.owner = owner
+        self.group_ids = ids.astype(np.int64, copy=False)
+        # pos: each sample's group position in ``ids``; members of group k are
+        # order[offsets[k]:offsets[k] + counts[k]]
+        self.ids, pos, self.counts = np.unique(self.group_ids, return_inverse=True,
+                                               return_counts=True)
+        self.pos = pos.reshape(-1)
+        self.order = np.argsort(self.pos, kind='stable')
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
+        self.name_to_id = self._names(dataset)
+        self.id_to_name = {v: k for k, v in self.name_to_id.items()}
+
+    @staticmethod
+    def _names(dataset: Any) -> Dict[str, int]:
+        meta = getattr(dataset, 'metainfo', None)
+        if isinstance(meta, Mapping) and isinstance(meta.get('group_name_to_id'), Mapping):
+            return {str(k): int(v) for k, v in meta['group_name_to_id'].items()}
+        names, ids = getattr(dataset, 'group_names', None), getattr(dataset, 'group_id_list', None)
+        if names is not None and ids is not None:
+            return {str(k): int(v) for k, v in zip(names, ids)}
+        return {}
+
+    @property
+    def num_groups(self) -> int:
+        """Number of groups with at least one sample."""
+        return len(self.ids)
+
+    def members(self, k: int) -> np.ndarray:
+        """Indices of the samples of the group at position ``k``."""
+        return self.order[self.offsets[k]:self.offsets[k] + self.counts[k]]
+
+    def label(self, k: int) -> str:
+        """Readable name of the group at position ``k``."""
+        gid = int(self.ids[k])
+        name = self.id_to_name.get(gid)
+        return f'{name!r} (id {gid})' if name is not None else f'id {gid}'
+
+    def known(self) -> str:
+        """All known groups, for error messages."""
+        named = {gid: name for name, gid in self.name_to_id.items()}
+        ids = sorted(set(self.ids.tolist()) | set(named))
+        return ', '.join(f'{named[i]!r}={i}' if i in named else str(i) for i in ids)
+
+    def resolve(self, key: GroupKey, what: str) -> int:
+        """Position in :attr:`ids` of a group given by id (int) or name (str)."""
+        if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer, str)):
+            raise TypeError(f'{self.owner}: {what} keys must be group ids (int) or names (str), '
+                            f'but got {key!r}')
+        if isinstance(key, str):
+            if key in self.name_to_id:
+                gid = self.name_to_id[key]
+            elif key.isdigit():  # int keys that went through a str-keyed config
+                gid = int(key)
+            else:
+                raise KeyError(f'{self.owner}: unknown group {key!r} in {what}; known groups: '
+                               f'{self.known()}')
+        else:
+            gid = int(key)
+        k = int(np.searchsorted(self.ids, gid))
+        if k < len(self.ids) and self.ids[k] == gid:
+            return k
+        if gid in self.id_to_name:
+            raise ValueError(f'{self.owner}: group {key!r} in {what} has zero samples in the '
+                             'dataset; remove it from ' + what)
+        raise KeyError(f'{self.owner}: unknown group {key!r} in {what}; known groups: '
+                       f'{self.known()}')
+
+    def values(self, mapping: Any, what: str, default: float,
+               max_value: float = math.inf) -> Tuple[np.ndarray, np.ndarray]:
+        """Per-group values of a ``{group: value}`` dict, validated.
+
+        Args:
+            mapping (Mapping): Group id or name -> finite number > 0.
+            what (str): Argument name, for error messages.
+            default (float): Value of the groups not listed.
+            max_value (float): Largest allowed value. Defaults to inf.
+
+        Returns:
+            tuple[np.ndarray, np.ndarray]: values (float64) and whether each group was listed.
+        """
+        if not isinstance(mapping, Mapping):
+            raise TypeError(f'{self.owner}: {what} must be a dict {{group id or name: value}}, '
+                            f'but got {mapping!r}')
+        values = np.full(self.num_groups, float(default))
+        listed = np.zeros(self.num_groups, dtype=bool)
+        for key, value in mapping.items():
+            k = self.resolve(key, what)
+            if not _is_real(value) or not math.isfinite(value) or not 0 < value <= max_value:
+                bound = '' if math.isinf(max_value) else f' and <= {max_value:g}'
+                raise ValueError(f'{self.owner}: {what}[{key!r}] must be a finite number > 0'
+                                 f'{bound}, but got {value!r}')
+            if listed[k]:
+                raise ValueError(f'{self.owner}: group {self.label(k)} is listed twice in {what} '
+                                 f'(by id and by name); keep one, got {dict(mapping)!r}')
+            values[k], listed[k] = float(value), True
+        return values, listed
+
+
+
+
+@DATASETS.register_module()
+class GroupBalancedDataset(Dataset):
+    """Resample the groups of a dataset: repeat some, keep a random subset of others.
+
+    The index list is built once (``full_init``) from ``group_ids``, with a
+    ``numpy.random.Generator(seed)``:
+
+    - ``oversample={g: f}``: each sample of group g appears ``floor(f)`` times, plus once
+      more with probability ``f - floor(f)`` (as the repeat factors of mmengine's
+      ``ClassBalancedDataset``); ``0 < f < 1`` thus keeps each sample with probability f.
+    - ``undersample={g: f}`` (``0 < f <= 1``): keeps a random subset of exactly
+      ``max(1, floor(f * n_g + 0.5))`` of the ``n_g`` samples of group g.
+
+    A group may be in one of the two only. Indices stay in ascending original order
+    (copies adjacent); shuffling is the sampler's job.
+
+    Args:
+        dataset (dict | Dataset): Dataset config, or a dataset with ``group_ids``
+            (e.g. ``MultiSourceDataset``).
+        oversample (dict, optional): Group id or name -> repeat factor > 0.
+            Defaults to None.
+        undersample (dict, optional): Group id or name -> kept fraction in (0, 1].
+            Defaults to None.
+        seed (int): Seed of the random repeats and subsets. Defaults to 0.
+        lazy_init (bool): Defer building the index list to ``full_init``.
+            Defaults to False.
+    """
+
+    def __init__(self,
+                 dataset: Union[dict, Dataset],
+                 oversample: Optional[Dict[GroupKey, float]] = None,
+                 undersample: Optional[Dict[GroupKey, float]] = None,
+                 seed: int = 0,
+                 lazy_init: bool = False) -> None:
+        owner = type(self).__name__
+        for what, value in (('oversample', oversample), ('undersample', undersample)):
+            if value is not None and not isinstance(value, Mapping):
+                raise TypeError(f'{owner}: {what} must be a dict {{group id or name: factor}} '
+                                f'or None, but got {value!r}')
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f'{owner}: seed must be an int >= 0, but got {seed!r}')
+        if isinstance(dataset, Mapping):
+            dataset = DATASETS.build(dataset)
+        elif not hasattr(dataset, '__getitem__'):
+            raise TypeError(f'{owner}: dataset must be a dataset config (dict) or a dataset, '
+                            f'but got {dataset!r}')
+        self.dataset = dataset
+        self.oversample = dict(oversample or {})
+        self.undersample = dict(undersample or {})
+        self.seed = int(seed)
+        self._fully_initialized = False
+        if not lazy_init:
+            self.full_init()
+
+    def full_init(self) -> None:
+        """Initialise the wrapped dataset and build the resampled index list (once)."""
+        if self._fully_initialized:
+            return
+        owner = type(self).__name__
+        if hasattr(self.dataset, 'full_init'):
+            self.dataset.full_init()
+        table = GroupTable(self.dataset, owner)
+        over, over_listed = table.values(self.oversample, 'oversample', 1.0)
+        under, under_listed = table.values(self.undersample, 'undersample', 1.0, max_value=1.0)
+        for k in np.flatnonzero(over_listed & under_listed):
+            raise ValueError(f'{owner}: group {table.label(k)} is in both oversample and '
+                             'undersample; give it one factor')
+        rng = np.random.default_rng(self.seed)
+        n = len(table.group_ids)
+        keep = np.ones(n, dtype=bool)
+        for k in np.flatnonzero(under_listed):
+            members = table.members(k)
+            count = max(1, int(math.floor(under[k] * len(members) + 0.5)))
+            keep[members] = False
+            keep[rng.choice(members, size=count, replace=False)] = True
+        factor = over[table.pos]
+        whole = np.floor(factor)
+        copies = (whole + (rng.random(n) < factor - whole)).astype(np.int64) * keep
+        if copies.sum() == 0:
+            raise ValueError(f'{owner}: oversample={self.oversample!r} left no sample; use '
+                             'factors >= 1 or undersample for small groups')
+        self._indices = np.repeat(np.arange(n), copies)
+        self._group_ids = table.group_ids[self._indices]
+        self._fully_initialized = True
+
+    @property
+    def indices(self) -> np.ndarray:
+        """np.ndarray: Index into the wrapped dataset of every sample."""
+        self.full_init()
+        return self._indices
+
+    @property
+    def group_ids(self) -> np.ndarray:
+        """np.ndarray: Group id of every (resampled) sample, int64."""
+        self.full_init()
+        return self._group_ids
+
+    @property
+    def metainfo(self) -> dict:
+        """dict: The wrapped dataset's metainfo (a copy)."""
+        return copy.deepcopy(dict(getattr(self.dataset, 'metainfo', None) or {}))
+
+    @property
+    def group_names(self) -> Optional[list]:
+        """list[str] | None: The wrapped dataset's group names, if any."""
+        return getattr(self.dataset, 'group_names', None)
+
+    @property
+    def group_id_list(self) -> Optional[list]:
+        """list[int] | None: The wrapped dataset's group ids aligned with ``group_names``."""
+        return getattr(self.dataset, 'group_id_list', None)
+
+    def get_data_info(self, idx: int) -> dict:
+        """Annotation of resampled sample ``idx`` (from the wrapped dataset)."""
+        return self.dataset.get_data_info(int(self.indices[idx]))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, idx: int) -> Any:
+        return self.dataset[int(self.indices[idx])]
+
+    def __repr__(self) -> str:
+        return (f'{type(self).__name__}(dataset={type(self.dataset).__name__}, '
+                f'oversample={self.oversample!r}, undersample={self.undersample!r}, '
+                f'seed={self.seed})')
