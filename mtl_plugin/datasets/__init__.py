@@ -1,4 +1,10 @@
 """Datasets, samplers and transforms that know each sample's group."""
+from .group_balanced import GroupBalancedDataset
 from .multi_source import MultiSourceDataset, attach_group
+from .samplers import GroupBatchSampler, InfiniteWeightedGroupSampler, WeightedGroupSampler
+from .transforms import GroupBasedAugmentation
 
-__all__ = ['MultiSourceDataset', 'attach_group']
+__all__ = [
+    'GroupBalancedDataset', 'MultiSourceDataset', 'attach_group', 'GroupBatchSampler',
+    'InfiniteWeightedGroupSampler', 'WeightedGroupSampler', 'GroupBasedAugmentation'
+]

@@ -78,7 +78,15 @@ class GroupTable:
         return ', '.join(f'{named[i]!r}={i}' if i in named else str(i) for i in ids)
 
     def resolve(self, key: GroupKey, what: str) -> int:
-        """Position in :attr:`ids` of a group given by id (int) or name (str)."""
+        """Position in :attr:`ids` of a group given by id (int) or name (str).
+
+        Args:
+            key (int | str): Group id, group name, or an id written as a str.
+            what (str): Argument name, for error messages.
+
+        Returns:
+            int: The group's position in :attr:`ids`.
+        """
         if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer, str)):
             raise TypeError(f'{self.owner}: {what} keys must be group ids (int) or names (str), '
                             f'but got {key!r}')
@@ -131,6 +139,94 @@ class GroupTable:
             values[k], listed[k] = float(value), True
         return values, listed
 
+
+
+
+class GroupShares:
+    """Mixin: target share of each group, from ``group_weights`` or ``group_ratios``.
+
+    The host sets ``self._table`` (a :class:`GroupTable`) and ``self._weights =
+    self._ratios = None``, then calls ``_init_shares``.
+    """
+
+    _table: GroupTable
+    _weights: Optional[np.ndarray]
+    _ratios: Optional[np.ndarray]
+
+    def _init_shares(self, group_weights: Optional[dict], group_ratios: Optional[dict]) -> None:
+        if group_weights is not None and group_ratios is not None:
+            raise ValueError(f'{self._table.owner}: give group_weights or group_ratios, not both; '
+                             f'got group_weights={group_weights!r}, group_ratios={group_ratios!r}')
+        if group_ratios is not None:
+            self.set_group_ratios(group_ratios)
+        else:
+            self.set_group_weights({} if group_weights is None else group_weights)
+
+    def set_group_weights(self, weights: Dict[GroupKey, float]) -> None:
+        """Switch to (new) group weights; groups not listed get 1.0.
+
+        A weight multiplies the sampling probability of every sample of its group. Takes
+        effect from the next epoch (or the next chunk of an infinite sampler).
+
+        Args:
+            weights (dict): Group id or name -> finite weight > 0.
+        """
+        self._weights, _ = self._table.values(weights, 'group_weights', 1.0)
+        self._ratios = None
+
+    def set_group_ratios(self, ratios: Dict[GroupKey, float]) -> None:
+        """Switch to (new) group ratios: the target share of each group, normalised.
+
+        Args:
+            ratios (dict): Every group's id or name -> finite ratio > 0.
+        """
+        values, listed = self._table.values(ratios, 'group_ratios', 0.0)
+        if not listed.all():
+            missing = [self._table.label(k) for k in np.flatnonzero(~listed)]
+            raise ValueError(f'{self._table.owner}: group_ratios must list every group, but '
+                             f'{", ".join(missing)} missing; got {dict(ratios)!r}')
+        old = (self._weights, self._ratios)
+        self._weights, self._ratios = None, values / values.sum()
+        try:
+            self._check_ratios()
+        except ValueError:
+            self._weights, self._ratios = old
+            raise
+
+    def _check_ratios(self) -> None:
+        """Hook for subclasses to reject ratios they cannot honour."""
+
+    @property
+    def group_weights(self) -> Optional[Dict[int, float]]:
+        """dict[int, float] | None: Weight of every group by id (None in ratio mode)."""
+        if self._weights is None:
+            return None
+        return {int(g): float(w) for g, w in zip(self._table.ids, self._weights)}
+
+    @property
+    def group_ratios(self) -> Optional[Dict[int, float]]:
+        """dict[int, float] | None: Normalised ratio of every group by id (None in weight
+        mode)."""
+        if self._ratios is None:
+            return None
+        return {int(g): float(r) for g, r in zip(self._table.ids, self._ratios)}
+
+    def _base_shares(self) -> np.ndarray:
+        return self._table.counts / self._table.counts.sum()
+
+    def _shares(self) -> np.ndarray:
+        if self._ratios is not None:
+            return self._ratios
+        shares = self._base_shares() * self._weights
+        return shares / shares.sum()
+
+    def group_shares(self) -> Dict[int, float]:
+        """Expected share of each group (by id) in the output.
+
+        Returns:
+            dict[int, float]: Group id -> probability, summing to 1.
+        """
+        return {int(g): float(s) for g, s in zip(self._table.ids, self._shares())}
 
 
 

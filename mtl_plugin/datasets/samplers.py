@@ -2,7 +2,7 @@
 import itertools
 import math
 from collections import deque
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sized, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sized, Tuple
 
 import numpy as np
 import torch
@@ -11,7 +11,7 @@ from mmengine.dist import get_dist_info, sync_random_seed
 from mmengine.registry import DATA_SAMPLERS
 from torch.utils.data import BatchSampler, Sampler
 
-from .group_balanced import GroupKey, GroupTable
+from .group_balanced import GroupKey, GroupShares, GroupTable
 
 
 def _check_seed(seed: Any, owner: str) -> int:
@@ -20,89 +20,6 @@ def _check_seed(seed: Any, owner: str) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f'{owner}: seed must be an int or None, but got {seed!r}')
     return int(seed)
-
-
-class _GroupShares:
-    """Target share of each group, from ``group_weights`` or ``group_ratios``."""
-
-    _table: GroupTable
-    _weights: Optional[np.ndarray]
-    _ratios: Optional[np.ndarray]
-
-    def _init_shares(self, group_weights: Optional[dict], group_ratios: Optional[dict]) -> None:
-        if group_weights is not None and group_ratios is not None:
-            raise ValueError(f'{self._table.owner}: give group_weights or group_ratios, not both; '
-                             f'got group_weights={group_weights!r}, group_ratios={group_ratios!r}')
-        if group_ratios is not None:
-            self.set_group_ratios(group_ratios)
-        else:
-            self.set_group_weights({} if group_weights is None else group_weights)
-
-    def set_group_weights(self, weights: Dict[GroupKey, float]) -> None:
-        """Switch to (new) group weights; groups not listed get 1.0.
-
-        A weight multiplies the sampling probability of every sample of its group. Takes
-        effect from the next epoch (or the next chunk of an infinite sampler).
-
-        Args:
-            weights (dict): Group id or name -> finite weight > 0.
-        """
-        self._weights, _ = self._table.values(weights, 'group_weights', 1.0)
-        self._ratios = None
-
-    def set_group_ratios(self, ratios: Dict[GroupKey, float]) -> None:
-        """Switch to (new) group ratios: the target share of each group, normalised.
-
-        Args:
-            ratios (dict): Every group's id or name -> finite ratio > 0.
-        """
-        values, listed = self._table.values(ratios, 'group_ratios', 0.0)
-        if not listed.all():
-            missing = [self._table.label(k) for k in np.flatnonzero(~listed)]
-            raise ValueError(f'{self._table.owner}: group_ratios must list every group, but '
-                             f'{", ".join(missing)} missing; got {dict(ratios)!r}')
-        old = (self._weights, self._ratios)
-        self._weights, self._ratios = None, values / values.sum()
-        try:
-            self._check_ratios()
-        except ValueError:
-            self._weights, self._ratios = old
-            raise
-
-    def _check_ratios(self) -> None:
-        """Hook for subclasses to reject ratios they cannot honour."""
-
-    @property
-    def group_weights(self) -> Optional[Dict[int, float]]:
-        """dict[int, float] | None: Weight of every group by id (None in ratio mode)."""
-        if self._weights is None:
-            return None
-        return {int(g): float(w) for g, w in zip(self._table.ids, self._weights)}
-
-    @property
-    def group_ratios(self) -> Optional[Dict[int, float]]:
-        """dict[int, float] | None: Normalised ratio of every group by id (None in weight
-        mode)."""
-        if self._ratios is None:
-            return None
-        return {int(g): float(r) for g, r in zip(self._table.ids, self._ratios)}
-
-    def _base_shares(self) -> np.ndarray:
-        return self._table.counts / self._table.counts.sum()
-
-    def _shares(self) -> np.ndarray:
-        if self._ratios is not None:
-            return self._ratios
-        shares = self._base_shares() * self._weights
-        return shares / shares.sum()
-
-    def group_shares(self) -> Dict[int, float]:
-        """Expected share of each group (by id) in the output.
-
-        Returns:
-            dict[int, float]: Group id -> probability, summing to 1.
-        """
-        return {int(g): float(s) for g, s in zip(self._table.ids, self._shares())}
 
 
 def _largest_remainder(total: int, shares: np.ndarray) -> np.ndarray:
@@ -114,7 +31,7 @@ def _largest_remainder(total: int, shares: np.ndarray) -> np.ndarray:
 
 
 @DATA_SAMPLERS.register_module()
-class WeightedGroupSampler(_GroupShares, Sampler):
+class WeightedGroupSampler(GroupShares, Sampler):
     """Samples indices with per-group weights or target group ratios (epoch-based loops).
 
     Reads ``dataset.group_ids`` only and draws an epoch in a few vectorised torch ops:
@@ -293,7 +210,7 @@ def _is_infinite(sampler: Any) -> bool:
 
 
 @DATA_SAMPLERS.register_module()
-class GroupBatchSampler(_GroupShares, BatchSampler):
+class GroupBatchSampler(GroupShares, BatchSampler):
     """Batches of a single group each; the group of each batch follows target shares.
 
     Config: ``train_dataloader = dict(sampler=dict(type='DefaultSampler'),
@@ -489,8 +406,8 @@ class GroupBatchSampler(_GroupShares, BatchSampler):
                     pool = np.asarray(seen[best]) if len(seen[best]) else \
                         self._group_pool(k, best[1])
                     batch += pool[fill_rng.integers(len(pool), size=size - len(batch))].tolist()
-                yield batch
                 stats['batches'] += 1
+                yield batch
                 step += 1
                 if not self.infinite and step >= nb:
                     break
