@@ -1,0 +1,5 @@
+# Scheme 6, data balancing: CrowdPose over-sampled 2.5x (fractional repeat factors, seeded).
+_base_ = ['../_base_/group_boost_pose.py']
+train_dataloader = dict(dataset=dict(_delete_=True, type='GroupBalancedDataset',
+                                     oversample={1: 2.5}, seed=0,
+                                     dataset={{_base_.train_dataloader.dataset}}))
