@@ -14,6 +14,7 @@ from mmengine.registry import MODELS
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from .. import heads as _aux_heads  # noqa: F401  (registers DatasetClsHead for aux_head)
 from ..losses import group_context
 from ..multi_head import MultiHeadMixin
 
@@ -81,6 +82,9 @@ class MultiHeadDetector(MultiHeadMixin, BaseDetector):
             ordered union of the heads' classes.
         partial_label_masking (bool): Block the gradient of classes a sample's dataset
             does not annotate (for heads shared by several groups). Defaults to True.
+        aux_head (dict, optional): Auxiliary head trained on the features of the whole
+            batch, e.g. ``dict(type='DatasetClsHead', in_channels=256, num_groups=2)``;
+            its losses are added with the prefix ``aux.``. Defaults to None.
         train_cfg (dict, optional): Shared by all heads, or keyed by head name (plus
             ``default``, and ``rpn`` / ``rpn_proposal`` for two-stage).
         test_cfg (dict, optional): Same layout, plus ``route_by_group`` (bool),
@@ -102,6 +106,7 @@ class MultiHeadDetector(MultiHeadMixin, BaseDetector):
                  head_classes: Optional[Dict[str, Sequence[str]]] = None,
                  unified_classes: Optional[Sequence[str]] = None,
                  partial_label_masking: bool = True,
+                 aux_head: Optional[CfgDict] = None,
                  train_cfg: Optional[CfgDict] = None,
                  test_cfg: Optional[CfgDict] = None,
                  data_preprocessor: Optional[CfgDict] = None,
@@ -135,6 +140,7 @@ class MultiHeadDetector(MultiHeadMixin, BaseDetector):
         self.heads = ModuleDict(built)  # mmengine's: init_weights reaches every head
         self.init_routing(group_to_head, head_classes, unified_classes)
         self.partial_label_masking = partial_label_masking
+        self.aux_head = MODELS.build(aux_head) if aux_head is not None else None
 
     # ------------------------------------------------------------------ features
     def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor, ...]:
@@ -149,7 +155,8 @@ class MultiHeadDetector(MultiHeadMixin, BaseDetector):
 
     # ------------------------------------------------------------------ training
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> dict:
-        """Losses of each head on its own samples, keys prefixed ``<head>.``."""
+        """Losses of each head on its own samples, keys prefixed ``<head>.`` (and the
+        auxiliary head's on the whole batch, prefixed ``aux.``)."""
         x = self.extract_feat(batch_inputs)
         losses: dict = {}
         proposals = None
@@ -169,6 +176,9 @@ class MultiHeadDetector(MultiHeadMixin, BaseDetector):
                 else:
                     head_losses = head.loss(x_sub, samples)
             losses.update({f'{head_name}.{k}': v for k, v in head_losses.items()})
+        if self.aux_head is not None:  # on the features of the whole batch
+            aux_losses = self.aux_head.loss(x, batch_data_samples)
+            losses.update({f'aux.{k}': v for k, v in aux_losses.items()})
         return losses
 
     def _rpn_loss(self, x, batch_data_samples):

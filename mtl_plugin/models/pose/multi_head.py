@@ -10,6 +10,7 @@ from mmpose.models.pose_estimators import TopdownPoseEstimator
 from mmpose.utils.typing import SampleList
 from torch import Tensor, nn
 
+from .. import heads as _aux_heads  # noqa: F401  (registers DatasetClsHead for aux_head)
 from ..losses import group_context
 from ..multi_head import MultiHeadMixin
 
@@ -39,6 +40,9 @@ class MultiHeadPoseEstimator(MultiHeadMixin, BaseModel):
         heads (dict): Head name -> mmpose head config (``HeatmapHead``, ``RTMCCHead``...).
         neck (dict, optional): Neck config.
         group_to_head (dict, optional): Group name -> head name. Defaults to identity.
+        aux_head (dict, optional): Auxiliary head trained on the features of the whole
+            batch, e.g. ``dict(type='DatasetClsHead', in_channels=512, num_groups=2)``;
+            its losses are added with the prefix ``aux.``. Defaults to None.
         train_cfg (dict, optional): Passed to every head's ``loss``.
         test_cfg (dict, optional): Passed to every head's ``predict`` (``flip_test``...).
         data_preprocessor (dict, optional): Data preprocessor config.
@@ -50,6 +54,7 @@ class MultiHeadPoseEstimator(MultiHeadMixin, BaseModel):
                  heads: Dict[str, CfgDict],
                  neck: Optional[CfgDict] = None,
                  group_to_head: Optional[Dict[str, str]] = None,
+                 aux_head: Optional[CfgDict] = None,
                  train_cfg: Optional[CfgDict] = None,
                  test_cfg: Optional[CfgDict] = None,
                  data_preprocessor: Optional[CfgDict] = None,
@@ -66,6 +71,7 @@ class MultiHeadPoseEstimator(MultiHeadMixin, BaseModel):
             built[name].test_cfg = copy.deepcopy(self.test_cfg)
         self.heads = ModuleDict(built)
         self.init_routing(group_to_head, None, None)
+        self.aux_head = MODELS.build(aux_head) if aux_head is not None else None
 
     def extract_feat(self, inputs: Tensor):
         """Backbone (+ neck) features of (B, 3, H, W) inputs."""
@@ -95,7 +101,8 @@ class MultiHeadPoseEstimator(MultiHeadMixin, BaseModel):
         return group_meta.get('num_keypoints')
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        """Losses of each head on its own samples, keys prefixed ``<head>.``."""
+        """Losses of each head on its own samples, keys prefixed ``<head>.`` (and the
+        auxiliary head's on the whole batch, prefixed ``aux.``)."""
         feats = self.extract_feat(inputs)
         losses = {}
         for head_name, idx in self.route(data_samples).items():
@@ -105,6 +112,9 @@ class MultiHeadPoseEstimator(MultiHeadMixin, BaseModel):
                 head_losses = self.heads[head_name].loss(
                     _select(feats, index), samples, train_cfg=self.train_cfg)
             losses.update({f'{head_name}.{k}': v for k, v in head_losses.items()})
+        if self.aux_head is not None:  # on the features of the whole batch
+            aux_losses = self.aux_head.loss(feats, data_samples)
+            losses.update({f'aux.{k}': v for k, v in aux_losses.items()})
         return losses
 
     def predict(self, inputs: Tensor, data_samples: SampleList) -> SampleList:
