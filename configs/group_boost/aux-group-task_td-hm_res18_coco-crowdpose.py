@@ -11,5 +11,9 @@ model = dict(
     group_to_head=dict(coco='pose', crowdpose='pose'),  # one head, both datasets
     aux_head=dict(type='DatasetClsHead', in_channels=512, num_groups=2, loss_weight=0.4),
     test_cfg={{_base_.model.test_cfg}})
-custom_hooks = [dict(type='CurriculumLearningHook', schedules=[dict(
-    param='model.aux_head.loss_weight', milestones=[1], values=[0.4, 0.15])])]
+custom_hooks = [
+    dict(type='HeadIsolationHook'),  # checks heads vs datasets before training
+    dict(type='CurriculumLearningHook', schedules=[dict(
+        param='model.aux_head.loss_weight', milestones=[1], values=[0.4, 0.15])]),
+]
+find_unused_parameters = True
