@@ -426,12 +426,14 @@ def test_retina_head_mixed_batch():
 
 # ------------------------------------------------------------------ MMPose HeatmapHead
 def test_mmpose_heatmap_head_with_group_loss():
+    from mmengine.registry import DefaultScope
     from mmpose.registry import MODELS
     torch.manual_seed(5)
-    head = MODELS.build(dict(type='HeatmapHead', in_channels=8, out_channels=3,
-                             deconv_out_channels=None,
-                             loss=dict(type='GroupWeightedKeypointMSELoss',
-                                       use_target_weight=True, group_id_weight={1: 2.0})))
+    with DefaultScope.overwrite_default_scope('mmpose'):  # other tests may leave 'mmdet'
+        head = MODELS.build(dict(type='HeatmapHead', in_channels=8, out_channels=3,
+                                 deconv_out_channels=None,
+                                 loss=dict(type='GroupWeightedKeypointMSELoss',
+                                           use_target_weight=True, group_id_weight={1: 2.0})))
     assert isinstance(head.loss_module, GroupWeightedKeypointMSELoss)
     feats = (torch.randn(2, 8, 4, 4), )
     samples = []
