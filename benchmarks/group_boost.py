@@ -17,9 +17,7 @@ Usage:
 """
 import argparse
 import copy
-import glob
 import json
-import math
 import os.path as osp
 import sys
 import tempfile
@@ -173,6 +171,8 @@ def main():
                         choices=SCHEMES)
     parser.add_argument('--noise-seeds', type=int, nargs='*', default=[],
                         help='extra training seeds for the baseline (noise level)')
+    parser.add_argument('--max-wall', type=float, default=0,
+                        help='skip the extra baseline seeds past this many seconds (0: never)')
     parser.add_argument('--out', default=osp.join(REPO, 'benchmarks/results/group_boost.json'))
     args = parser.parse_args()
     t0 = time.perf_counter()
@@ -180,7 +180,13 @@ def main():
         root = osp.join(work, 'data')
         data = make_data(root, args.num_train, args.rare_train, args.num_val, seed=1)
         rows = [run_scheme(s, root, work, args.iters, 0) for s in args.schemes]
-        noise = [run_scheme('baseline', root, work, args.iters, s) for s in args.noise_seeds]
+        noise = []
+        for s in args.noise_seeds:  # skipped when one more baseline would pass --max-wall
+            per_run = (time.perf_counter() - t0) / max(1, len(rows) + len(noise))
+            if args.max_wall and time.perf_counter() - t0 + per_run > args.max_wall:
+                print(f'skipping baseline seed {s}: --max-wall {args.max_wall} s', flush=True)
+                continue
+            noise.append(run_scheme('baseline', root, work, args.iters, s))
     base = next((r for r in rows if r['scheme'] == 'baseline'), None)
     for r in rows:
         for k in ('animal', 'person', 'mean'):
