@@ -28,6 +28,7 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
+from ..utils import build_with_mmdet_fallback
 from .gradient_reversal import GradientReversal, check_non_negative
 
 __all__ = ['DatasetClsHead']
@@ -37,21 +38,6 @@ Feats = Union[Tensor, Sequence[Tensor]]
 
 def _is_int(x: Any) -> bool:
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
-def _build_loss(cfg: dict) -> nn.Module:
-    """Build from the root ``MODELS``; an unprefixed type not found there is looked up in
-    MMDetection's registry (so ``dict(type='CrossEntropyLoss')`` works from any scope)."""
-    try:
-        return MODELS.build(cfg)
-    except KeyError:
-        loss_type = cfg.get('type')
-        if not isinstance(loss_type, str) or '.' in loss_type:
-            raise
-        from mmdet.registry import MODELS as MMDET_MODELS
-        if MMDET_MODELS.get(loss_type) is None:
-            raise
-        return MMDET_MODELS.build(cfg)
 
 
 @MODELS.register_module()
@@ -140,7 +126,7 @@ class DatasetClsHead(BaseModule):
             self.classifier = nn.Sequential(
                 nn.Linear(total, hidden_channels), nn.ReLU(inplace=True),
                 nn.Linear(hidden_channels, self.num_groups))
-        self.loss_fn = _build_loss(dict(loss)) if loss is not None else None
+        self.loss_fn = build_with_mmdet_fallback(dict(loss)) if loss is not None else None
 
     # ------------------------------------------------------------------ validation
     @staticmethod

@@ -23,25 +23,10 @@ import torch
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
+from ..utils import build_with_mmdet_fallback
 from .group_context import parse_group_id_weight, sample_group_weights
 
 __all__ = ['GroupWeightedLoss']
-
-
-def _build_loss(cfg: Mapping) -> nn.Module:
-    """Build through the root ``MODELS`` (current default scope first); an unprefixed
-    type that is not found there (no ``default_scope='mmdet'`` set) is looked up in
-    MMDetection's registry, so ``dict(type='FocalLoss')`` works from any scope."""
-    try:
-        return MODELS.build(cfg)
-    except KeyError:
-        loss_type = cfg.get('type')
-        if not isinstance(loss_type, str) or '.' in loss_type:
-            raise
-        from mmdet.registry import MODELS as MMDET_MODELS
-        if MMDET_MODELS.get(loss_type) is None:
-            raise
-        return MMDET_MODELS.build(cfg)
 
 
 @MODELS.register_module()
@@ -107,7 +92,7 @@ class GroupWeightedLoss(nn.Module):
         if isinstance(loss, nn.Module):
             built = loss
         elif isinstance(loss, Mapping) and 'type' in loss:
-            built = _build_loss(loss)
+            built = build_with_mmdet_fallback(loss)
         else:
             raise TypeError(f"{name}: loss must be a loss config dict with a 'type' (e.g. "
                             "dict(type='mmdet.FocalLoss', use_sigmoid=True)), got "
