@@ -330,7 +330,13 @@ TRAIN_CFG = dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_t
 
 def retina_head(loss_cls, loss_bbox):
     from mmdet.registry import MODELS
+    from mmengine.registry import DefaultScope
     torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope('mmdet'):  # other tests may leave 'mmpose'
+        return _build_retina(MODELS, loss_cls, loss_bbox)
+
+
+def _build_retina(MODELS, loss_cls, loss_bbox):
     return MODELS.build(dict(
         type='mmdet.RetinaHead', num_classes=2, in_channels=8, feat_channels=8,
         stacked_convs=1,
