@@ -16,7 +16,9 @@ Usage:
     python benchmarks/group_boost.py --iters 20 --schemes baseline curriculum   # quick
 """
 import argparse
+import contextlib
 import copy
+import io
 import json
 import os.path as osp
 import sys
@@ -179,7 +181,10 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         root = osp.join(work, 'data')
         data = make_data(root, args.num_train, args.rare_train, args.num_val, seed=1)
-        rows = [run_scheme(s, root, work, args.iters, 0) for s in args.schemes]
+        rows = []
+        for s in args.schemes:
+            rows.append(run_scheme(s, root, work, args.iters, 0))
+            report(args, data, rows, [], t0, final=False)
         noise = []
         for s in args.noise_seeds:  # skipped when one more baseline would pass --max-wall
             per_run = (time.perf_counter() - t0) / max(1, len(rows) + len(noise))
@@ -187,6 +192,13 @@ def main():
                 print(f'skipping baseline seed {s}: --max-wall {args.max_wall} s', flush=True)
                 continue
             noise.append(run_scheme('baseline', root, work, args.iters, s))
+    report(args, data, rows, noise, t0, final=True)
+
+
+def report(args, data, rows, noise, t0, final=True, missing=()):
+    """Deltas vs baseline, table (when final) and JSON; also written as a partial file
+    (``complete: false``) after the schemes, so a cut-off run leaves its numbers."""
+    rows = [dict(r) for r in rows]
     base = next((r for r in rows if r['scheme'] == 'baseline'), None)
     for r in rows:
         for k in ('animal', 'person', 'mean'):
@@ -197,6 +209,21 @@ def main():
     note = ('single training seed per scheme: differences of ~1-2 AP are within noise'
             + (f'; baseline spread over seeds {[b["seed"] for b in baselines]}: {spread}'
                if spread else ''))
+    wall = round(time.perf_counter() - t0, 1) if t0 is not None else None
+    done = {r['scheme'] for r in rows}
+    missing = list(missing) or [m for m in args.schemes if m not in done]
+    payload = dict(
+        settings=dict(vars(args), batch_size=8, seed=0, optimizer='AdamW lr 1e-3, wd 1e-4, '
+                      'clip_grad max_norm 10 (from the configs)', img_size=128,
+                      target_group='animal (group 1)', data=data,
+                      epochs={r['scheme']: r['epochs'] for r in rows},
+                      iterations={r['scheme']: r['iters'] for r in rows}),
+        complete=final and not missing, missing_schemes=missing,
+        results=rows, baseline_noise=noise, baseline_spread=spread, note=note, wall_s=wall)
+    if not final:
+        with contextlib.redirect_stdout(io.StringIO()):
+            save(args.out, payload)
+        return
     print_table(f'group_boost accuracy (bbox mAP x100 on val, per group label space; '
                 f'budget ~{args.iters} iters, batch 8, seed 0)', rows,
                 ['scheme', 'animal', 'd_animal', 'person', 'd_person', 'mean', 'd_mean',
@@ -205,16 +232,10 @@ def main():
         print_table('baseline noise (other training seeds, same data)', [base] + noise,
                     ['scheme', 'seed', 'animal', 'person', 'mean'])
     print(f'\nnote: {note}')
-    wall = round(time.perf_counter() - t0, 1)
+    if missing:
+        print(f'not run (out of time): {missing}')
     print(f'wall time: {wall} s')
-    save(args.out, dict(
-        settings=dict(vars(args), batch_size=8, seed=0, optimizer='AdamW lr 1e-3, wd 1e-4, '
-                      'clip_grad max_norm 10 (from the configs)', img_size=128,
-                      target_group='animal (group 1)', data=data,
-                      epochs={r['scheme']: r['epochs'] for r in rows},
-                      iterations={r['scheme']: r['iters'] for r in rows}),
-        results=rows, baseline_noise=noise, baseline_spread=spread, note=note,
-        wall_s=wall))
+    save(args.out, payload)
 
 
 if __name__ == '__main__':
