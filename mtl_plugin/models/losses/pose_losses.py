@@ -45,8 +45,23 @@ def _per_sample_view(w: Tensor, ndim: int) -> Tensor:
     return w.view((-1, ) + (1, ) * (ndim - 1))
 
 
+class _GroupWeighted:
+    """Shared by the group-weighted pose losses: settings and per-sample weights."""
+
+    def _init_group(self, group_id_weight: Optional[Mapping], normalize: bool) -> None:
+        name = type(self).__name__
+        self.group_id_weight = parse_group_id_weight(group_id_weight, name)
+        self.normalize = _check_normalize(normalize, name)
+
+    def _sample_weights(self, output: Tensor) -> Tensor:
+        """(B,) weights of the samples in the group context."""
+        return sample_group_weights(self.group_id_weight, self.normalize,
+                                    batch_size=output.shape[0], device=output.device,
+                                    dtype=output.dtype, owner=type(self).__name__)
+
+
 @MODELS.register_module()
-class GroupWeightedKeypointMSELoss(KeypointMSELoss):
+class GroupWeightedKeypointMSELoss(_GroupWeighted, KeypointMSELoss):
     """MMPose's ``KeypointMSELoss`` with a per-sample weight from the sample's group.
 
     Same arguments and ``forward(output, target, target_weights=None, mask=None)`` as
@@ -78,9 +93,7 @@ class GroupWeightedKeypointMSELoss(KeypointMSELoss):
         super().__init__(use_target_weight=use_target_weight,
                          skip_empty_channel=skip_empty_channel,
                          loss_weight=loss_weight)
-        name = type(self).__name__
-        self.group_id_weight = parse_group_id_weight(group_id_weight, name)
-        self.normalize = _check_normalize(normalize, name)
+        self._init_group(group_id_weight, normalize)
 
     def forward(self,
                 output: Tensor,
@@ -89,9 +102,7 @@ class GroupWeightedKeypointMSELoss(KeypointMSELoss):
                 mask: Optional[Tensor] = None) -> Tensor:
         if not self.group_id_weight:
             return super().forward(output, target, target_weights, mask)
-        w = sample_group_weights(self.group_id_weight, self.normalize,
-                                 batch_size=output.shape[0], device=output.device,
-                                 dtype=output.dtype, owner=type(self).__name__)
+        w = self._sample_weights(output)
         _mask = self._get_mask(target, target_weights, mask)
         _loss = F.mse_loss(output, target, reduction='none')
         if _mask is not None:
@@ -105,7 +116,7 @@ class GroupWeightedKeypointMSELoss(KeypointMSELoss):
 
 
 @MODELS.register_module()
-class GroupWeightedFocalHeatmapLoss(FocalHeatmapLoss):
+class GroupWeightedFocalHeatmapLoss(_GroupWeighted, FocalHeatmapLoss):
     """CornerNet / CenterNet focal heatmap loss with per-sample group weights.
 
     Builds on MMPose's :class:`~mmpose.models.losses.FocalHeatmapLoss` (same maths,
@@ -151,8 +162,7 @@ class GroupWeightedFocalHeatmapLoss(FocalHeatmapLoss):
         if not 0 < eps < 0.5:
             raise ValueError(f'{name}: eps must be in (0, 0.5), got {eps!r}')
         self.eps = eps
-        self.group_id_weight = parse_group_id_weight(group_id_weight, name)
-        self.normalize = _check_normalize(normalize, name)
+        self._init_group(group_id_weight, normalize)
 
     def forward(self,
                 output: Tensor,
@@ -165,9 +175,7 @@ class GroupWeightedFocalHeatmapLoss(FocalHeatmapLoss):
         p = output.clamp(min=self.eps, max=1 - self.eps)
         if not self.group_id_weight:
             return super().forward(p, target, target_weights, mask)
-        w = sample_group_weights(self.group_id_weight, self.normalize,
-                                 batch_size=output.shape[0], device=output.device,
-                                 dtype=output.dtype, owner=type(self).__name__)
+        w = self._sample_weights(output)
         _mask = self._get_mask(target, target_weights, mask)
         pos_inds = target.eq(1).float()
         neg_inds = target.lt(1).float()
