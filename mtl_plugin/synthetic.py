@@ -170,11 +170,18 @@ def _atomic_json(obj: dict, path: str) -> None:
 
 def _make_split(cfg: GeneratorConfig, painter: _Painter, out_dir: str, split: str,
                 look_sources: List[SourceSpec], labelled: Sequence[str], n: int,
-                image_dir: str) -> dict:
-    """Generate ``n`` images; objects of ``labelled`` classes are annotated."""
+                image_dir: str) -> Tuple[dict, dict]:
+    """Generate ``n`` images; objects of ``labelled`` classes are annotated.
+
+    Returns:
+        tuple[dict, dict]: The partially labelled COCO dict (``labelled`` classes only)
+        and the fully labelled one (all classes; objects the first leaves out carry
+        ``"hidden": true``), the ground truth of the missing labels.
+    """
     all_classes = [c for s in cfg.sources for c in s.classes]
     cat_id = {c: i + 1 for i, c in enumerate(labelled)}
-    images, anns = [], []
+    full_cat_id = {c: i + 1 for i, c in enumerate(all_classes)}
+    images, anns, full_anns = [], [], []
     for i in range(n):
         look = look_sources[i % len(look_sources)]
         own = [c for c in labelled if c in look.classes] or list(labelled)
@@ -188,19 +195,21 @@ def _make_split(cfg: GeneratorConfig, painter: _Painter, out_dir: str, split: st
         file_name = f'{split}_{i:06d}.jpg'
         for cls in objs:
             bbox, kpts = painter.draw_object(img, str(cls), paint_look)
-            if cls not in cat_id:
-                continue
             kp = np.concatenate([kpts, np.full((4, 1), 2.0)], 1).reshape(-1)
-            anns.append(dict(id=len(anns) + 1, image_id=i + 1, category_id=cat_id[cls],
-                             bbox=[round(v, 2) for v in bbox], area=round(bbox[2] * bbox[3], 2),
-                             iscrowd=0, num_keypoints=4,
-                             keypoints=[round(float(v), 2) for v in kp]))
+            ann = dict(image_id=i + 1, bbox=[round(v, 2) for v in bbox],
+                       area=round(bbox[2] * bbox[3], 2), iscrowd=0, num_keypoints=4,
+                       keypoints=[round(float(v), 2) for v in kp])
+            full_anns.append(dict(ann, id=len(full_anns) + 1, category_id=full_cat_id[str(cls)],
+                                  hidden=bool(cls not in cat_id)))
+            if cls in cat_id:
+                anns.append(dict(ann, id=len(anns) + 1, category_id=cat_id[cls]))
         images.append(dict(id=i + 1, file_name=file_name, width=cfg.img_size,
                            height=cfg.img_size, source=look.name))
         if img is not None:
             os.makedirs(osp.join(out_dir, image_dir), exist_ok=True)
             cv2.imwrite(osp.join(out_dir, image_dir, file_name), img)
-    return dict(images=images, annotations=anns, categories=_categories(labelled))
+    return (dict(images=images, annotations=anns, categories=_categories(labelled)),
+            dict(images=images, annotations=full_anns, categories=_categories(all_classes)))
 
 
 def generate_multi_source(out_dir: str, cfg: Optional[GeneratorConfig] = None) -> Dict[str, str]:
@@ -210,6 +219,8 @@ def generate_multi_source(out_dir: str, cfg: Optional[GeneratorConfig] = None) -
 
         out_dir/images/<source>/{train,val}_*.jpg   out_dir/images/test/test_*.jpg
         out_dir/annotations/<source>_{train,val}.json   (that source's classes only)
+        out_dir/annotations/<source>_{train,val}_full.json   (the same images with every
+            object of every class; those the partial file leaves out have "hidden": true)
         out_dir/annotations/test_full.json              (all classes, mixed looks)
         out_dir/meta.json
 
@@ -227,15 +238,15 @@ def generate_multi_source(out_dir: str, cfg: Optional[GeneratorConfig] = None) -
     files = {}
     for src in cfg.sources:
         for split, n in (('train', cfg.num_train), ('val', cfg.num_val)):
-            coco = _make_split(cfg, painter, out_dir, split, [src], src.classes, n,
-                               osp.join('images', src.name))
-            files[f'{src.name}_{split}'] = osp.join(out_dir, 'annotations',
-                                                    f'{src.name}_{split}.json')
-            _atomic_json(coco, files[f'{src.name}_{split}'])
+            coco, full = _make_split(cfg, painter, out_dir, split, [src], src.classes, n,
+                                     osp.join('images', src.name))
+            for key, obj in ((f'{src.name}_{split}', coco), (f'{src.name}_{split}_full', full)):
+                files[key] = osp.join(out_dir, 'annotations', f'{key}.json')
+                _atomic_json(obj, files[key])
     if cfg.num_test:
         all_classes = [c for s in cfg.sources for c in s.classes]
-        coco = _make_split(cfg, painter, out_dir, 'test', list(cfg.sources), all_classes,
-                           cfg.num_test, osp.join('images', 'test'))
+        coco, _ = _make_split(cfg, painter, out_dir, 'test', list(cfg.sources), all_classes,
+                              cfg.num_test, osp.join('images', 'test'))
         files['test_full'] = osp.join(out_dir, 'annotations', 'test_full.json')
         _atomic_json(coco, files['test_full'])
     meta = dict(seed=cfg.seed, img_size=cfg.img_size, shared_look=cfg.shared_look,

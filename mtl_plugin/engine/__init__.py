@@ -1,5 +1,6 @@
 """Engine parts: hooks, optim wrappers, checkpoint and distributed helpers."""
 from .checkpoint_compat import install_safe_checkpoint_globals
+from . import optim_wrappers  # noqa: F401  (registers modules)
 from .dist import setup_cpu_distributed
 from .hooks import (CurriculumLearningHook, HeadIsolationHook, StagedTrainingHook,
                     schedule_value)

@@ -1,4 +1,5 @@
 """Models: multi-head detectors and estimators, ensembles, group-weighted losses."""
+from . import classifiers, necks  # noqa: F401  (registers modules)
 from .detectors import MultiHeadDetector
 from .ensembles import GroupRoutedEnsemble
 from .heads import DatasetClsHead, GradientReversal, GradientReversalLayer

@@ -1,0 +1,1 @@
+"""Library code behind tools/analysis/* and tools/consolidate.py (imported by the tools)."""

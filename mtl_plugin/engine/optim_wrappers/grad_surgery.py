@@ -1,0 +1,3 @@
+"""Gradient surgery optim wrapper (PCGrad, GradVac, CAGrad via torchjd).
+
+Placeholder: filled in by the work on issue 5."""

@@ -1,0 +1,3 @@
+"""Classification metrics: accuracy, hierarchical (dataset + class) accuracy.
+
+Placeholder: filled in by the work on issue 5."""

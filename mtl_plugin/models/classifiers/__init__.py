@@ -1,0 +1,2 @@
+"""Classifiers."""
+from . import hierarchical  # noqa: F401  (registers modules)

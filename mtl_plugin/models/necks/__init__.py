@@ -1,0 +1,2 @@
+"""Feature alignment, fusion and soft-sharing modules."""
+from . import alignment, soft_sharing  # noqa: F401  (registers modules)
