@@ -1,2 +1,11 @@
 """Optim wrappers and multi-task loss weighting."""
 from . import grad_surgery, loss_weighting  # noqa: F401  (registers modules)
+from .loss_weighting import (LossWeighting, MultiTaskLossMixin, MultiTaskModel,
+                             attach_loss_weighting, group_losses_by_task)
+from .weighting_methods import (DWAWeighting, EqualWeighting, FixedWeighting,
+                                GradNormWeighting, RLWWeighting, ScheduledWeighting,
+                                UncertaintyWeighting)
+
+__all__ = ['LossWeighting', 'MultiTaskLossMixin', 'MultiTaskModel', 'attach_loss_weighting',
+           'group_losses_by_task', 'DWAWeighting', 'EqualWeighting', 'FixedWeighting',
+           'GradNormWeighting', 'RLWWeighting', 'ScheduledWeighting', 'UncertaintyWeighting']

@@ -29,6 +29,7 @@ from mmengine.registry import MODELS
 from mmengine.structures import BaseDataElement
 from torch import Tensor, nn
 
+from ...engine.optim_wrappers.loss_weighting import MultiTaskLossMixin
 from ...routing import split_by_group
 from ..heads import DatasetClsHead
 from ..utils import build_with_mmdet_fallback
@@ -59,7 +60,7 @@ def _class_head(name: str, cfg: Any, in_channels: int) -> nn.Module:
 
 
 @MODELS.register_module()
-class HierarchicalClassifier(BaseModel):
+class HierarchicalClassifier(MultiTaskLossMixin, BaseModel):
     """Shared backbone, a dataset classifier, and one class head per dataset (group).
 
     Every training sample carries ``group_name`` / ``group_id`` (from
@@ -102,8 +103,10 @@ class HierarchicalClassifier(BaseModel):
         heads (dict): Group name -> ``dict(num_classes=K, hidden_channels=None | int)``.
         neck (dict, optional): Neck config, applied before pooling. Defaults to None.
         alpha (float): Weight of the dataset loss, in [0, 1]. Defaults to 0.3.
-        loss_weighting (dict, optional): Multi-task loss weighting config (stored for
-            ``MultiTaskLossMixin``). Defaults to None.
+        loss_weighting (dict, optional): Multi-task loss weighting over the tasks
+            ``<group>`` (each class head) and ``dataset``, e.g.
+            ``dict(type='UncertaintyWeighting')``; applied on top of ``alpha`` and logged
+            as ``weight.<task>``. Defaults to None (the plain sum).
         data_preprocessor (dict, optional): Defaults to
             ``dict(type='ImgDataPreprocessor')``.
         init_cfg (dict | list[dict], optional): Initialisation config. Defaults to None.
@@ -128,13 +131,11 @@ class HierarchicalClassifier(BaseModel):
         in_channels = self.dataset_head.level_channels[0]
         self.heads = ModuleDict(OrderedDict(
             (name, _class_head(name, cfg, in_channels)) for name, cfg in heads.items()))
-        self._loss_weighting_cfg = copy.deepcopy(loss_weighting)
-        # TODO: call self.init_loss_weighting(self._loss_weighting_cfg) once
-        #  MultiTaskLossMixin (engine/optim_wrappers/loss_weighting.py) is wired in.
         self._group_name_to_id: Dict[str, int] = {n: i for i, n in enumerate(self.heads)}
         self._dataset_meta: Optional[dict] = None
         self._active_heads: Set[str] = set()
         self.data_map_recorder = None
+        self.init_loss_weighting(loss_weighting)  # last: it reads loss_task_names()
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -146,6 +147,10 @@ class HierarchicalClassifier(BaseModel):
             if not isinstance(name, str) or not name.isidentifier() or name == DATASET_KEY:
                 raise ValueError(f'head name {name!r} must be an identifier other than '
                                  f'"{DATASET_KEY}" (it prefixes loss keys as "<group>.loss_cls")')
+
+    def loss_task_names(self) -> List[str]:
+        """Tasks of the loss dict (its key prefixes): every group head, then ``dataset``."""
+        return list(self.heads) + ['dataset']
 
     @staticmethod
     def _build_dataset_head(cfg: Any, num_heads: int) -> DatasetClsHead:

@@ -10,6 +10,7 @@ from mmpose.models.pose_estimators import TopdownPoseEstimator
 from mmpose.utils.typing import SampleList
 from torch import Tensor, nn
 
+from ...engine.optim_wrappers.loss_weighting import MultiTaskLossMixin
 from .. import heads as _aux_heads  # noqa: F401  (registers DatasetClsHead for aux_head)
 from ..losses import group_context
 from ..multi_head import MultiHeadMixin
@@ -25,7 +26,7 @@ def _select(feats, index: Tensor):
 
 
 @MODELS.register_module()
-class MultiHeadPoseEstimator(MultiHeadMixin, BaseModel):
+class MultiHeadPoseEstimator(MultiTaskLossMixin, MultiHeadMixin, BaseModel):
     """Top-down pose estimation on several datasets with different keypoint sets.
 
     A shared backbone (+ neck) and one mmpose head per dataset (e.g. COCO's 17 person
@@ -43,6 +44,10 @@ class MultiHeadPoseEstimator(MultiHeadMixin, BaseModel):
         aux_head (dict, optional): Auxiliary head trained on the features of the whole
             batch, e.g. ``dict(type='DatasetClsHead', in_channels=512, num_groups=2)``;
             its losses are added with the prefix ``aux.``. Defaults to None.
+        loss_weighting (dict, optional): Multi-task loss weighting over the loss-key
+            prefixes (the heads, ``aux``), e.g. ``dict(type='UncertaintyWeighting')``; the
+            weights are logged as ``weight.<task>``. See
+            :mod:`mtl_plugin.engine.optim_wrappers.loss_weighting`. Defaults to None.
         train_cfg (dict, optional): Passed to every head's ``loss``.
         test_cfg (dict, optional): Passed to every head's ``predict`` (``flip_test``...).
         data_preprocessor (dict, optional): Data preprocessor config.
@@ -55,6 +60,7 @@ class MultiHeadPoseEstimator(MultiHeadMixin, BaseModel):
                  neck: Optional[CfgDict] = None,
                  group_to_head: Optional[Dict[str, str]] = None,
                  aux_head: Optional[CfgDict] = None,
+                 loss_weighting: Optional[CfgDict] = None,
                  train_cfg: Optional[CfgDict] = None,
                  test_cfg: Optional[CfgDict] = None,
                  data_preprocessor: Optional[CfgDict] = None,
@@ -72,6 +78,7 @@ class MultiHeadPoseEstimator(MultiHeadMixin, BaseModel):
         self.heads = ModuleDict(built)
         self.init_routing(group_to_head, None, None)
         self.aux_head = MODELS.build(aux_head) if aux_head is not None else None
+        self.init_loss_weighting(loss_weighting)  # last: it reads the heads' names
 
     def extract_feat(self, inputs: Tensor):
         """Backbone (+ neck) features of (B, 3, H, W) inputs."""
