@@ -24,8 +24,9 @@ class GroupedMetric(BaseMetric):
     multi-head models, or from a dataset with ``label_space='unified'``) are mapped back to
     each group's labels, dropping the classes the group does not annotate.
 
-    Collection across ranks uses MMEngine's own ``collect_results`` once, on the
-    (group, result) pairs, so padding added by the sampler is dropped correctly.
+    Collection across ranks uses MMEngine's own ``collect_results`` once, on one
+    (group, per-metric results) entry per sample, so padding added by the sampler is
+    dropped correctly, however many metrics a group has.
 
     Args:
         metrics (dict): Group name -> metric config (or a list of configs).
@@ -105,18 +106,22 @@ class GroupedMetric(BaseMetric):
                 raise KeyError(f'sample of group "{group}" has no metric: add '
                                f'metrics["{group}"]; configured: {list(self.metrics)}')
             sample = self._to_group_labels(group, sample)
-            for i, metric in enumerate(self.metrics[group]):
+            # ONE entry per sample, whatever the number of sub-metrics: evaluate() cuts the
+            # collected results to the dataset size to drop the sampler's padding
+            per_metric = []
+            for metric in self.metrics[group]:
                 before = len(metric.results)
                 metric.process(data_batch, [sample])
-                self.results.extend((group, i, r) for r in metric.results[before:])
+                per_metric.append(metric.results[before:])
                 del metric.results[before:]
+            self.results.append((group, per_metric))
 
     def compute_metrics(self, results: list) -> Dict[str, float]:
         """Compute every group's metrics on its share of the collected results."""
         out: Dict[str, float] = OrderedDict()
         for group, metrics in self.metrics.items():
             for i, metric in enumerate(metrics):
-                mine = [r for g, j, r in results if g == group and j == i]
+                mine = [r for g, per_metric in results if g == group for r in per_metric[i]]
                 if not mine:
                     continue
                 values = metric.compute_metrics(mine)
