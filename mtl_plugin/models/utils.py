@@ -26,4 +26,6 @@ def build_with_mmdet_fallback(cfg: Mapping) -> nn.Module:
         from mmdet.registry import MODELS as MMDET_MODELS
         if MMDET_MODELS.get(loss_type) is None:
             raise
-        return MMDET_MODELS.build(cfg)
+        # ``MMDET_MODELS.build`` would switch back to the current default scope (e.g.
+        # 'mmengine') and miss the type again; the scope prefix forces mmdet's registry
+        return MODELS.build({**cfg, 'type': f'mmdet.{loss_type}'})

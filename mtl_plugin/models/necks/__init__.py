@@ -1,2 +1,9 @@
 """Feature alignment, fusion and soft-sharing modules."""
-from . import alignment, soft_sharing  # noqa: F401  (registers modules)
+from .alignment import (AdaptivePoolAlign, AttentionFusion, ChannelAlign, ConcatFusion,
+                        resize_to)
+from .soft_sharing import CrossStitchNetwork, CrossStitchUnit, SoftParameterSharing
+
+__all__ = [
+    'AdaptivePoolAlign', 'AttentionFusion', 'ChannelAlign', 'ConcatFusion', 'resize_to',
+    'CrossStitchNetwork', 'CrossStitchUnit', 'SoftParameterSharing'
+]
