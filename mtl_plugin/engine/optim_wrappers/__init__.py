@@ -1,11 +1,12 @@
 """Optim wrappers and multi-task loss weighting."""
 from . import grad_surgery, loss_weighting  # noqa: F401  (registers modules)
+from .grad_surgery import GradSurgeryOptimWrapper, build_aggregator
 from .loss_weighting import (LossWeighting, MultiTaskLossMixin, MultiTaskModel,
                              attach_loss_weighting, group_losses_by_task)
 from .weighting_methods import (DWAWeighting, EqualWeighting, FixedWeighting,
                                 GradNormWeighting, RLWWeighting, ScheduledWeighting,
                                 UncertaintyWeighting)
 
-__all__ = ['LossWeighting', 'MultiTaskLossMixin', 'MultiTaskModel', 'attach_loss_weighting',
+__all__ = ['GradSurgeryOptimWrapper', 'build_aggregator', 'LossWeighting', 'MultiTaskLossMixin', 'MultiTaskModel', 'attach_loss_weighting',
            'group_losses_by_task', 'DWAWeighting', 'EqualWeighting', 'FixedWeighting',
            'GradNormWeighting', 'RLWWeighting', 'ScheduledWeighting', 'UncertaintyWeighting']

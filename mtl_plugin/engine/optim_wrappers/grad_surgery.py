@@ -1,3 +1,348 @@
-"""Gradient surgery optim wrapper (PCGrad, GradVac, CAGrad via torchjd).
+"""``GradSurgeryOptimWrapper``: PCGrad, GradVac, CAGrad (any torchjd aggregator)."""
+import inspect
+import math
+import weakref
+from contextlib import ExitStack, contextmanager
+from typing import Dict, Iterator, List, Optional, Sequence, Set, Union
 
-Placeholder: filled in by the work on issue 5."""
+import torch
+import torchjd.aggregation as tjd
+from mmengine.dist import all_gather_object, all_reduce, get_world_size, sync_random_seed
+from mmengine.model import is_model_wrapper
+from mmengine.optim import OptimWrapper
+from mmengine.registry import OPTIM_WRAPPERS
+from mmengine.runner.amp import autocast as mm_autocast
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim import Optimizer
+
+__all__ = ['AGGREGATORS', 'GradSurgeryOptimWrapper', 'build_aggregator']
+
+_BASES = (tjd.Aggregator, tjd.WeightedAggregator, tjd.GramianWeightedAggregator)
+#: torchjd 0.18 aggregators usable by name: ``aggregator=dict(type=<name>, **kwargs)``.
+AGGREGATORS: Dict[str, type] = {
+    name: getattr(tjd, name) for name in tjd.__all__
+    if inspect.isclass(getattr(tjd, name)) and issubclass(getattr(tjd, name), tjd.Aggregator)
+    and getattr(tjd, name) not in _BASES}
+_NO_TASK_LOSSES = (
+    'GradSurgeryOptimWrapper needs the model to expose per-task losses '
+    '(model.mtl_task_losses): give the model loss_weighting=dict(type=\'EqualWeighting\'), '
+    'or wrap a stock model with type=\'MultiTaskModel\'')
+
+Grads = List[Optional[Tensor]]  # one entry per trainable parameter, None = no gradient
+
+
+def build_aggregator(cfg: Union[dict, tjd.Aggregator]) -> tjd.Aggregator:
+    """Build a torchjd aggregator from ``dict(type=<class name>, **kwargs)``.
+
+    Args:
+        cfg (dict | Aggregator): The config, e.g. ``dict(type='CAGrad', c=0.4)``, or an
+            already built aggregator.
+
+    Returns:
+        Aggregator: Maps a ``(T, n)`` matrix of task gradients to an ``(n,)`` vector.
+    """
+    if isinstance(cfg, tjd.Aggregator):
+        return cfg
+    if not isinstance(cfg, dict) or not isinstance(cfg.get('type'), str):
+        raise TypeError("aggregator must be a dict like dict(type='PCGrad') or a torchjd "
+                        f'Aggregator, but got {cfg!r}')
+    kwargs = dict(cfg)
+    name = kwargs.pop('type')
+    if name not in AGGREGATORS:
+        raise ValueError(f'unknown aggregator {name!r}: available torchjd aggregators are '
+                         f'{sorted(AGGREGATORS)}')
+    try:
+        return AGGREGATORS[name](**kwargs)
+    except TypeError as err:  # missing / unexpected kwargs, e.g. CAGrad without c
+        raise TypeError(f'cannot build aggregator {name} from {cfg!r}: {err}') from err
+
+
+@OPTIM_WRAPPERS.register_module()
+class GradSurgeryOptimWrapper(OptimWrapper):
+    """Gradient surgery on the shared parameters of a multi-task model.
+
+    The model exposes one loss per task (``model.mtl_task_losses``, an ordered
+    ``{task: scalar loss}`` whose sum is the total loss passed to :meth:`update_params`).
+    For each task ``t`` with a graph, ``g_t = d(L_t / accumulation factor) / d params`` is
+    computed with :func:`torch.autograd.grad` over the optimizer's trainable parameters
+    (one backward pass per task) and added into a per-task buffer. At an update step:
+
+    * the *shared* parameters (those that received a gradient from >= 2 tasks in this
+      window, or those under the ``shared`` name prefixes) get the aggregator's output on
+      the ``(T, n_shared)`` matrix of task gradients, in the aggregator's own scale
+      (PCGrad and GradVac sum the modified rows, CAGrad starts from their mean);
+    * every other parameter gets ``sum_t g_t``: task-specific parameters keep exactly their
+      own task's gradient, and a parameter no task reached keeps ``.grad = None`` (so idle
+      heads stay untouched, as :class:`HeadIsolationHook` expects);
+    * then the usual :meth:`step` (with ``clip_grad``) and :meth:`zero_grad`.
+
+    What is reduced, and when, under DDP (``MMDistributedDataParallel``): the model runs
+    every micro-step inside ``model.no_sync()``, so DDP's reducer never all-reduces. At an
+    update step only, over the DDP process group, in this order:
+    (1) ``all_gather_object`` of the task names seen on each rank in the window;
+    (2) one ``all_reduce(max)`` of the ``(T, P)`` which-task-reached-which-parameter flags;
+    (3) per task, one ``all_reduce(mean)`` of its flattened accumulated gradient over the
+    parameters it reached on any rank (zeros where a rank did not reach them): the average
+    over ranks, as DDP would compute. Aggregation and the parameter update then run on
+    identical inputs on every rank; the aggregator's RNG is seeded identically on all ranks
+    (a seed broadcast once, plus the update count), so randomised ones (PCGrad's task order
+    with T >= 3) stay in lockstep. Nothing is reduced on accumulation-only micro-steps.
+
+    Mixed precision: MMEngine 0.10.7's ``AmpOptimWrapper`` asserts a GPU (NPU, MLU, MUSA)
+    in its constructor, so it cannot run on CPU. Instead, ``autocast=dict(dtype='bfloat16')``
+    enters :func:`mmengine.runner.amp.autocast` around the forward. Unlike
+    ``AmpOptimWrapper`` there is no loss scaler, so float16 is refused (use bfloat16).
+
+    A model with a single task is refused. A batch may hold fewer tasks than the model
+    (routed heads): tasks are those seen so far plus the model's ``head_modules()``.
+
+    Notes: only :meth:`update_params` performs surgery (a direct :meth:`backward` is the
+    plain one). A stateful aggregator (GradVac's EMA) sees its rows in the tasks' order; it
+    restarts when the number of tasks present in an update changes, and on resume.
+
+    Args:
+        optimizer (Optimizer): The optimizer.
+        aggregator (dict | Aggregator): ``dict(type=<torchjd aggregator class>, **kwargs)``,
+            e.g. ``dict(type='PCGrad')``, ``dict(type='GradVac', beta=0.5)`` or
+            ``dict(type='CAGrad', c=0.4)``. Defaults to ``dict(type='PCGrad')``.
+        shared (Sequence[str], optional): Name prefixes of the shared parameters, e.g.
+            ``['backbone', 'neck']``. Defaults to None: parameters reached by >= 2 tasks.
+        autocast (dict, optional): Kwargs of :func:`mmengine.runner.amp.autocast`, e.g.
+            ``dict(dtype='bfloat16')``. Defaults to None (full precision).
+        **kwargs: ``accumulative_counts`` and ``clip_grad`` of :class:`OptimWrapper`.
+    """
+
+    def __init__(self,
+                 optimizer: Optimizer,
+                 aggregator: Union[dict, tjd.Aggregator, None] = None,
+                 shared: Optional[Sequence[str]] = None,
+                 autocast: Optional[dict] = None,
+                 **kwargs) -> None:
+        super().__init__(optimizer=optimizer, **kwargs)
+        self.aggregator = build_aggregator(dict(type='PCGrad') if aggregator is None
+                                           else aggregator)
+        if shared is not None and (isinstance(shared, str) or not shared or not all(
+                isinstance(s, str) and s for s in shared)):
+            raise TypeError('shared must be a non-empty list of parameter name prefixes, '
+                            f"e.g. ['backbone', 'neck'], but got {shared!r}")
+        self.shared = None if shared is None else tuple(s.rstrip('.') for s in shared)
+        self.autocast_cfg = self._check_autocast(autocast)
+        self.params: List[nn.Parameter] = []
+        seen: Set[int] = set()
+        for group in optimizer.param_groups:
+            for p in group['params']:
+                if p.requires_grad and id(p) not in seen:
+                    seen.add(id(p))
+                    self.params.append(p)
+        self._model: Optional[nn.Module] = None
+        self._ddp: Optional[DistributedDataParallel] = None
+        self._buffers: Dict[str, Grads] = {}  # task -> accumulated gradients
+        self._consumed: List[weakref.ref] = []  # task losses already used (staleness)
+        self._task_names: Set[str] = set()  # every task seen so far
+        self._num_updates = 0
+        self._seed: Optional[int] = None
+
+    @property
+    def num_updates(self) -> int:
+        """int: Parameter updates (aggregations) done so far."""
+        return self._num_updates
+
+    @staticmethod
+    def _check_autocast(cfg: Optional[dict]) -> Optional[dict]:
+        if cfg is None:
+            return None
+        if not isinstance(cfg, dict):
+            raise TypeError(f"autocast must be a dict like dict(dtype='bfloat16'), but got "
+                            f'{cfg!r}')
+        cfg = dict(cfg)
+        dtype = cfg.get('dtype', 'bfloat16')
+        dtype = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
+        if dtype != torch.bfloat16:
+            raise ValueError(f"autocast dtype must be 'bfloat16' (float16 would need a loss "
+                             f'scaler, which this wrapper has not), but got {cfg!r}')
+        cfg['dtype'] = dtype
+        return cfg
+
+    @contextmanager
+    def optim_context(self, model: nn.Module) -> Iterator[None]:
+        """Remember the model; under DDP always ``no_sync``; optional autocast.
+
+        Args:
+            model (nn.Module): The model, possibly wrapped (DDP: ``model.module``).
+        """
+        self._model = model.module if is_model_wrapper(model) else model
+        self._ddp = model if isinstance(model, DistributedDataParallel) else None
+        if is_model_wrapper(model) and self._ddp is None:
+            raise TypeError('GradSurgeryOptimWrapper supports no wrapper or '
+                            f'(MM)DistributedDataParallel, but got {type(model).__name__}')
+        with ExitStack() as stack:
+            stack.enter_context(super().optim_context(model))
+            if self._ddp is not None:  # every micro-step: we reduce per task ourselves
+                stack.enter_context(model.no_sync())
+            if self.autocast_cfg is not None:
+                stack.enter_context(mm_autocast(**self.autocast_cfg))
+            yield
+
+    def update_params(self, loss: Tensor, step_kwargs: Optional[Dict] = None,
+                      zero_kwargs: Optional[Dict] = None) -> None:
+        """Accumulate per-task gradients; at an update step, aggregate and step.
+
+        Args:
+            loss (Tensor): The total loss, shape (); must equal the sum of the task losses.
+            step_kwargs (dict, optional): Kwargs of ``optimizer.step``. Defaults to None.
+            zero_kwargs (dict, optional): Kwargs of ``optimizer.zero_grad``. Defaults to None.
+        """
+        # a task whose loss has no graph is absent from this batch
+        tasks = [(n, v) for n, v in self._take_task_losses(loss).items() if v.grad_fn is not None]
+        for k, (name, task_loss) in enumerate(tasks):
+            grads = torch.autograd.grad(self.scale_loss(task_loss), self.params,
+                                        retain_graph=k < len(tasks) - 1, allow_unused=True)
+            self._accumulate(name, grads)
+        self._inner_count += 1
+        if self.should_update():
+            self._write_grads()
+            self.step(**(step_kwargs or {}))
+            self.zero_grad(**(zero_kwargs or {}))
+            self._buffers = {}
+            self._num_updates += 1
+
+    def _take_task_losses(self, loss: Tensor) -> Dict[str, Tensor]:
+        """Read ``model.mtl_task_losses`` and check it is fresh and sums to ``loss``."""
+        if self._model is None:
+            raise RuntimeError('GradSurgeryOptimWrapper has not seen the model: call '
+                               'update_params after optim_context(model), as '
+                               'model.train_step(data, optim_wrapper) does')
+        losses = getattr(self._model, 'mtl_task_losses', None)
+        if not isinstance(losses, dict) or not losses:
+            raise RuntimeError(f'{_NO_TASK_LOSSES}; {type(self._model).__name__} has '
+                               f'mtl_task_losses={losses!r}')
+        # a routed multi-head model may give one task's loss only, on a one-group batch
+        self._task_names.update(losses)
+        if hasattr(self._model, 'head_modules'):
+            self._task_names.update(self._model.head_modules())
+        if len(self._task_names) < 2:
+            raise ValueError(f'gradient surgery needs >= 2 tasks, but the model exposes '
+                             f'{list(losses)}: use the plain OptimWrapper (or give '
+                             'mtl_task_losses an entry for every task, without graph when '
+                             'absent from the batch)')
+        # a loss with a graph is a new tensor at every forward (constants may be reused)
+        graphs = [v for v in losses.values() if v.grad_fn is not None]
+        alive = {id(ref()) for ref in self._consumed if ref() is not None}
+        if any(id(v) in alive for v in graphs):
+            raise RuntimeError(f'{_NO_TASK_LOSSES}; the task losses of '
+                               f'{type(self._model).__name__} are stale: they were already '
+                               'used by an earlier update_params (set them in every '
+                               'parse_losses)')
+        self._consumed = [weakref.ref(v) for v in graphs]
+        total = float(sum(v.detach().double() for v in losses.values()))
+        given = float(loss.detach())
+        tol = 10 * len(losses) * torch.finfo(loss.dtype).eps * (1 + abs(total))
+        if math.isfinite(given) and not abs(total - given) <= tol:
+            raise ValueError(f'the task losses {list(losses)} sum to {total:.6g}, but '
+                             f'the loss given to update_params is {given:.6g}: every '
+                             'loss term must belong to a task in mtl_task_losses')
+        return losses
+
+    def _accumulate(self, task: str, grads: Sequence[Optional[Tensor]]) -> None:
+        buf = self._buffers.get(task)
+        if buf is None:
+            self._buffers[task] = list(grads)
+            return
+        for i, g in enumerate(grads):
+            if g is not None:
+                buf[i] = g if buf[i] is None else buf[i] + g
+
+    def _sync_buffers(self) -> None:
+        """DDP: make ``self._buffers`` the rank average, identical on all ranks."""
+        group = self._ddp.process_group
+        names: List[str] = []
+        for rank_names in all_gather_object(list(self._buffers), group=group):
+            names += [n for n in rank_names if n not in names]
+        reached = torch.tensor([[float(name in self._buffers and g is not None)
+                                 for g in self._buffers.get(name, [None] * len(self.params))]
+                                for name in names], device=self.params[0].device)  # (T, P)
+        all_reduce(reached, op='max', group=group)
+        synced: Dict[str, Grads] = {}
+        for t, name in enumerate(names):
+            local = self._buffers.get(name, [None] * len(self.params))
+            idx = [i for i in range(len(self.params)) if reached[t, i] > 0]
+            if not idx:  # the task reached no parameter on any rank
+                continue
+            flat = torch.cat([(local[i] if local[i] is not None
+                               else torch.zeros_like(self.params[i])).reshape(-1)
+                              for i in idx])
+            all_reduce(flat, op='mean', group=group)
+            grads: Grads = [None] * len(self.params)
+            for i, chunk in zip(idx, flat.split([self.params[i].numel() for i in idx])):
+                grads[i] = chunk.view_as(self.params[i])
+            synced[name] = grads
+        self._buffers = synced
+
+    def _shared_mask(self) -> List[bool]:
+        if self.shared is None:
+            return [sum(buf[i] is not None for buf in self._buffers.values()) >= 2
+                    for i in range(len(self.params))]
+        names = {id(p): n for n, p in self._model.named_parameters()}
+        mask = []
+        matched: Set[str] = set()
+        for p in self.params:
+            name = names.get(id(p), '')
+            hits = [s for s in self.shared if name == s or name.startswith(s + '.')]
+            matched.update(hits)
+            mask.append(bool(hits))
+        missing = [s for s in self.shared if s not in matched]
+        if missing:
+            raise ValueError(f'shared prefixes {missing} match no trainable parameter of '
+                             f'{type(self._model).__name__}; top-level modules are '
+                             f'{[n for n, _ in self._model.named_children()]}')
+        return mask
+
+    def _write_grads(self) -> None:
+        """Put the aggregated (shared) and summed (task-specific) gradients in ``.grad``."""
+        if self._ddp is not None and get_world_size(self._ddp.process_group) > 1:
+            self._sync_buffers()
+        bufs = list(self._buffers.values())
+        shared = self._shared_mask()
+        for i, p in enumerate(self.params):
+            if not shared[i]:
+                present = [b[i] for b in bufs if b[i] is not None]
+                p.grad = None if not present else present[0]
+                for g in present[1:]:
+                    p.grad = p.grad + g
+        idx = [i for i in range(len(self.params)) if shared[i]]
+        # rows: the tasks that reached a shared parameter (a zero row would upset GradVac)
+        tasks = {n: b for n, b in self._buffers.items() if any(b[i] is not None for i in idx)}
+        if not tasks:
+            return
+        matrix = torch.stack([torch.cat([
+            (b[i] if b[i] is not None else torch.zeros_like(self.params[i])).reshape(-1)
+            for i in idx]) for b in tasks.values()])  # (T, n_shared)
+        self._log_similarity(list(tasks), matrix)
+        vector = self._aggregate(matrix) if len(tasks) >= 2 else matrix[0]  # (n_shared,)
+        for i, chunk in zip(idx, vector.split([self.params[i].numel() for i in idx])):
+            self.params[i].grad = chunk.view_as(self.params[i]).clone()
+
+    def _aggregate(self, matrix: Tensor) -> Tensor:
+        """Run the aggregator on ``matrix`` (T, n); identical RNG on every DDP rank."""
+        if self._ddp is None or get_world_size(self._ddp.process_group) == 1:
+            return self.aggregator(matrix)
+        if self._seed is None:
+            self._seed = sync_random_seed(group=self._ddp.process_group)
+        devices = [matrix.device.index or 0] if matrix.device.type == 'cuda' else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self._seed + self._num_updates)
+            return self.aggregator(matrix)
+
+    def _log_similarity(self, names: List[str], matrix: Tensor) -> None:
+        """Log pairwise cosine similarities of the rows of ``matrix`` (T, n) and conflicts."""
+        gram = matrix @ matrix.T  # (T, T)
+        norms = gram.diagonal().clamp(min=0).sqrt()
+        cos = gram / (norms[:, None] * norms[None, :]).clamp(min=1e-12)
+        conflicts = 0
+        for a in range(len(names)):
+            for b in range(a + 1, len(names)):
+                self.message_hub.update_scalar(f'train/grad_cos.{names[a]}.{names[b]}',
+                                               float(cos[a, b]))
+                conflicts += int(cos[a, b] < 0)
+        self.message_hub.update_scalar('train/grad_conflicts', conflicts)
