@@ -14,6 +14,7 @@ from mmengine.registry import MODELS
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
+from ...engine.optim_wrappers.loss_weighting import MultiTaskLossMixin
 from .. import heads as _aux_heads  # noqa: F401  (registers DatasetClsHead for aux_head)
 from ..losses import group_context
 from ..multi_head import MultiHeadMixin
@@ -44,7 +45,7 @@ def _config(cfg: Optional[dict]) -> Optional[ConfigDict]:
 
 
 @MODELS.register_module()
-class MultiHeadDetector(MultiHeadMixin, BaseDetector):
+class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
     """One detector, several datasets: a shared backbone/neck and one head per dataset.
 
     Training routes every sample to the head of its group (``group_name`` from
@@ -85,6 +86,11 @@ class MultiHeadDetector(MultiHeadMixin, BaseDetector):
         aux_head (dict, optional): Auxiliary head trained on the features of the whole
             batch, e.g. ``dict(type='DatasetClsHead', in_channels=256, num_groups=2)``;
             its losses are added with the prefix ``aux.``. Defaults to None.
+        loss_weighting (dict, optional): Multi-task loss weighting over the loss-key
+            prefixes (``rpn``, the heads, ``aux``), e.g.
+            ``dict(type='UncertaintyWeighting')``; the weights are logged as
+            ``weight.<task>``. See :mod:`mtl_plugin.engine.optim_wrappers.loss_weighting`.
+            Defaults to None (plain sum).
         train_cfg (dict, optional): Shared by all heads, or keyed by head name (plus
             ``default``, and ``rpn`` / ``rpn_proposal`` for two-stage).
         test_cfg (dict, optional): Same layout, plus ``route_by_group`` (bool),
@@ -107,6 +113,7 @@ class MultiHeadDetector(MultiHeadMixin, BaseDetector):
                  unified_classes: Optional[Sequence[str]] = None,
                  partial_label_masking: bool = True,
                  aux_head: Optional[CfgDict] = None,
+                 loss_weighting: Optional[CfgDict] = None,
                  train_cfg: Optional[CfgDict] = None,
                  test_cfg: Optional[CfgDict] = None,
                  data_preprocessor: Optional[CfgDict] = None,
@@ -141,6 +148,7 @@ class MultiHeadDetector(MultiHeadMixin, BaseDetector):
         self.init_routing(group_to_head, head_classes, unified_classes)
         self.partial_label_masking = partial_label_masking
         self.aux_head = MODELS.build(aux_head) if aux_head is not None else None
+        self.init_loss_weighting(loss_weighting)  # last: it reads the heads' names
 
     # ------------------------------------------------------------------ features
     def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor, ...]:
@@ -154,12 +162,17 @@ class MultiHeadDetector(MultiHeadMixin, BaseDetector):
         return tuple(f.index_select(0, index) for f in x)
 
     # ------------------------------------------------------------------ training
+    #: set by ``DataMapHook``: ``loss()`` then also predicts (same head outputs) and
+    #: records each GT box's gold confidence (dense heads only)
+    data_map_recorder = None
+
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> dict:
         """Losses of each head on its own samples, keys prefixed ``<head>.`` (and the
         auxiliary head's on the whole batch, prefixed ``aux.``)."""
         x = self.extract_feat(batch_inputs)
         losses: dict = {}
         proposals = None
+        recorder = self.data_map_recorder
         if self.rpn_head is not None:
             proposals, rpn_losses = self._rpn_loss(x, batch_data_samples)
             losses.update(rpn_losses)
@@ -167,14 +180,23 @@ class MultiHeadDetector(MultiHeadMixin, BaseDetector):
             samples = [self._to_head_labels(head_name, batch_data_samples[i]) for i in idx]
             head = self.heads[head_name]
             x_sub = self._select(x, idx)
+            predict_cfg = None if recorder is None else recorder.predict_cfg(head.test_cfg)
+            predictions = None  # (data map) from the same outputs as the loss
             # group-weighted losses read the groups of exactly this head's samples
             with group_context(samples):
                 if proposals is not None:
                     head_losses = head.loss(x_sub, [proposals[i] for i in idx], samples)
                 elif self._needs_masking(head_name):
-                    head_losses = self._masked_dense_loss(head_name, x_sub, samples)
+                    head_losses, predictions = self._masked_dense_loss(
+                        head_name, x_sub, samples, predict_cfg)
+                elif recorder is not None and hasattr(head, 'loss_and_predict'):
+                    head_losses, predictions = head.loss_and_predict(
+                        x_sub, samples, proposal_cfg=predict_cfg)
                 else:
                     head_losses = head.loss(x_sub, samples)
+            if recorder is not None:
+                recorder.record_detections([batch_data_samples[i] for i in idx], samples,
+                                           predictions)
             losses.update({f'{head_name}.{k}': v for k, v in head_losses.items()})
         if self.aux_head is not None:  # on the features of the whole batch
             aux_losses = self.aux_head.loss(x, batch_data_samples)
@@ -196,17 +218,19 @@ class MultiHeadDetector(MultiHeadMixin, BaseDetector):
         table = self.group_to_head_labels(group, head_name)
         if table is None:
             return sample
-        sample = sample.clone()
-        gt = sample.gt_instances
+        sample = sample.clone()  # shallow: gt_instances is copied too, not relabelled in place
+        gt = sample.gt_instances.clone()
         gt.labels = table.to(gt.labels.device)[gt.labels]
+        sample.gt_instances = gt
         return sample
 
     def _needs_masking(self, head_name: str) -> bool:
         return self.partial_label_masking and len(self.groups_of_head(head_name)) > 1
 
-    def _masked_dense_loss(self, head_name: str, x: Tuple[Tensor, ...],
-                           samples: SampleList) -> dict:
-        """Dense-head loss whose unannotated classes get no gradient, per image."""
+    def _masked_dense_loss(self, head_name: str, x: Tuple[Tensor, ...], samples: SampleList,
+                           predict_cfg: Optional[ConfigDict] = None) -> Tuple[dict, Optional[list]]:
+        """Dense-head loss whose unannotated classes get no gradient, per image, and
+        (with ``predict_cfg``, for the data map) the predictions of the same outputs."""
         head = self.heads[head_name]
         outs = list(head(x))
         # (B, C) True where the sample's dataset annotates the class
@@ -220,7 +244,10 @@ class MultiHeadDetector(MultiHeadMixin, BaseDetector):
             masked.append(torch.where(channel_mask, cls_score, cls_score.detach()))
         outs[0] = masked
         gt, gt_ignore, metas = unpack_gt_instances(samples)
-        return head.loss_by_feat(*outs, gt, metas, gt_ignore)
+        losses = head.loss_by_feat(*outs, gt, metas, gt_ignore)
+        if predict_cfg is None:
+            return losses, None
+        return losses, head.predict_by_feat(*outs, batch_img_metas=metas, cfg=predict_cfg)
 
     # ------------------------------------------------------------------ inference
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,
