@@ -1,0 +1,249 @@
+"""Dataset consolidation by pseudo-labels, and suspicious-label flags (tools/consolidate.py).
+
+Each source annotates only its own classes. Given predictions of a model trained on all
+sources (a ``MultiHeadDetector`` merged into the unified label space), every source gets a
+new COCO file over *all* classes:
+
+- its ground truth, unchanged (same ids; categories remapped by name);
+- for each class it does not annotate: a prediction with ``score >= high[c]`` becomes an
+  annotation (``"pseudo": true, "score": s``); ``low[c] <= score < high[c]`` becomes an
+  ignore region (``"iscrowd": 1``: mmdet's ``CocoDataset`` turns it into
+  ``ignore_flag=1``, so it is neither foreground nor background); a prediction overlapping
+  any ground-truth box by IoU >= ``dup_iou`` is dropped, so ground truth is never
+  duplicated.
+
+For its own classes it flags (review rows, nothing is changed):
+
+- ``missing_detection``: a GT box with no prediction of its class at IoU >= ``match_iou``
+  and score >= low (the label may be wrong, or the object hard);
+- ``possibly_missing_label``: a prediction of an own class with score >= high and no GT box
+  of any own class at IoU >= ``match_iou``;
+- ``label_mismatch``: a GT box whose best-overlapping confident prediction has another own
+  class and which no confident prediction of its own class matches.
+
+Every review row also carries cleanlab's per-image label quality score
+(``cleanlab.object_detection.rank.get_label_quality_scores`` on the own classes: lower =
+more suspicious), to compare with the per-label flags.
+"""
+import copy
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+from mmdet.evaluation.functional import bbox_overlaps
+
+__all__ = ['ConsolidationError', 'Thresholds', 'consolidate_source', 'tune_thresholds',
+           'cleanlab_image_scores', 'xywh_to_xyxy']
+
+#: predictions of one image: ``bboxes`` (N, 4) xyxy, ``scores`` (N,), ``labels`` (N,) int
+#: indices into the unified class list
+Pred = Mapping[str, np.ndarray]
+
+
+class ConsolidationError(ValueError):
+    """Bad inputs for consolidation; the message names the culprit and the fix."""
+
+
+@dataclass
+class Thresholds:
+    """Per-class score thresholds (class name -> value); ``default_*`` for the others."""
+    default_high: float = 0.8
+    default_low: float = 0.3
+    high: Dict[str, float] = field(default_factory=dict)
+    low: Dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in set(self.high) | set(self.low) | {None}:
+            lo, hi = self.get(name) if name else (self.default_low, self.default_high)
+            if not (0.0 <= lo <= hi <= 1.0) or np.isnan(lo) or np.isnan(hi):
+                raise ConsolidationError(f'thresholds of {name or "default"!r} need 0 <= low '
+                                         f'<= high <= 1, but got low={lo!r}, high={hi!r}')
+
+    def get(self, name: str) -> Tuple[float, float]:
+        """(low, high) of a class."""
+        return self.low.get(name, self.default_low), self.high.get(name, self.default_high)
+
+
+def xywh_to_xyxy(boxes: Sequence[Sequence[float]]) -> np.ndarray:
+    """(N, 4) COCO ``[x, y, w, h]`` -> (N, 4) ``[x1, y1, x2, y2]`` (float32)."""
+    b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) IoU of xyxy boxes (zeros when either side is empty)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), dtype=np.float32)
+    return bbox_overlaps(a.astype(np.float32), b.astype(np.float32))
+
+
+def _index(coco: dict, classes: Sequence[str]) -> Tuple[dict, Dict[int, list]]:
+    """Category id -> unified class index, and image id -> its annotations."""
+    unknown = [c['name'] for c in coco['categories'] if c['name'] not in classes]
+    if unknown:
+        raise ConsolidationError(f'categories {unknown} are not in the unified classes '
+                                 f'{list(classes)}')
+    cat_to_cls = {c['id']: list(classes).index(c['name']) for c in coco['categories']}
+    per_image: Dict[int, list] = {im['id']: [] for im in coco['images']}
+    for ann in coco['annotations']:
+        per_image.setdefault(ann['image_id'], []).append(ann)
+    return cat_to_cls, per_image
+
+
+def consolidate_source(coco: dict, classes: Sequence[str], preds: Mapping[int, Pred],
+                       thresholds: Thresholds, source: str = '', dup_iou: float = 0.7,
+                       match_iou: float = 0.5) -> Tuple[dict, List[dict]]:
+    """New COCO dict of one source over all ``classes``, and its review rows.
+
+    Args:
+        coco (dict): The source's COCO dict (its own classes only); not modified.
+        classes (Sequence[str]): The unified classes; prediction labels index them.
+        preds (Mapping[int, Pred]): Image id -> predictions (original image coordinates).
+            Images without an entry get no pseudo-labels and no flags.
+        thresholds (Thresholds): Per-class score thresholds.
+        source (str): Name written into the review rows.
+        dup_iou (float): A pseudo box with IoU >= this to any GT box is dropped.
+        match_iou (float): IoU that counts as a match for the flags.
+
+    Returns:
+        tuple[dict, list[dict]]: The consolidated COCO dict and the review rows
+        (``image_id``, ``ann_id``, ``source``, ``class``, ``kind``, ``score``, ``bbox``).
+    """
+    cat_to_cls, per_image = _index(coco, classes)
+    own = sorted(set(cat_to_cls.values()))
+    out = copy.deepcopy(coco)
+    out['categories'] = [dict(id=i + 1, name=c, supercategory=c) for i, c in enumerate(classes)]
+    for ann in out['annotations']:
+        ann['category_id'] = cat_to_cls[ann['category_id']] + 1
+    next_id = max([a['id'] for a in coco['annotations']], default=0) + 1
+    rows: List[dict] = []
+    for image_id, anns in per_image.items():
+        pred = preds.get(image_id)
+        if pred is None:
+            continue
+        gt_box = xywh_to_xyxy([a['bbox'] for a in anns])
+        gt_cls = np.array([cat_to_cls[a['category_id']] for a in anns], dtype=np.int64)
+        boxes = np.asarray(pred['bboxes'], np.float32).reshape(-1, 4)
+        scores = np.asarray(pred['scores'], np.float32).reshape(-1)
+        labels = np.asarray(pred['labels'], np.int64).reshape(-1)
+        iou = _iou(boxes, gt_box)  # (P, G)
+        for p in np.argsort(-scores, kind='stable'):
+            c = int(labels[p])
+            if c in own:
+                continue
+            low, high = thresholds.get(classes[c])
+            if scores[p] < low or (iou.shape[1] and iou[p].max() >= dup_iou):
+                continue
+            x1, y1, x2, y2 = (round(float(v), 2) for v in boxes[p])
+            ann = dict(id=next_id, image_id=image_id, category_id=c + 1,
+                       bbox=[x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
+                       area=round((x2 - x1) * (y2 - y1), 2), iscrowd=int(scores[p] < high),
+                       pseudo=True, score=round(float(scores[p]), 4))
+            next_id += 1
+            out['annotations'].append(ann)
+            rows.append(_row(image_id, None, source, classes[c],
+                             'pseudo' if scores[p] >= high else 'ignore', scores[p], ann['bbox']))
+        rows += _flags(anns, gt_box, gt_cls, boxes, scores, labels, iou, own, classes,
+                       thresholds, source, image_id, match_iou)
+    return out, rows
+
+
+def _row(image_id, ann_id, source, cls, kind, score, bbox) -> dict:
+    return dict(image_id=image_id, ann_id=ann_id, source=source, **{'class': cls}, kind=kind,
+                score=None if score is None else round(float(score), 4),
+                bbox=[round(float(v), 2) for v in bbox])
+
+
+def _flags(anns, gt_box, gt_cls, boxes, scores, labels, iou, own, classes, thresholds,
+           source, image_id, match_iou) -> List[dict]:
+    """Suspicious-label rows of one image (own classes only)."""
+    rows = []
+    lows = np.array([thresholds.get(classes[c])[0] for c in labels], np.float32)
+    highs = np.array([thresholds.get(classes[c])[1] for c in labels], np.float32)
+    is_own = np.isin(labels, own)
+    for g, ann in enumerate(anns):
+        same = (labels == gt_cls[g]) & (iou[:, g] >= match_iou)
+        confident = (scores >= highs) & is_own & (iou[:, g] >= match_iou)
+        if not (same & (scores >= lows)).any():
+            best = np.flatnonzero(confident)
+            if len(best) and labels[best[np.argmax(iou[best, g])]] != gt_cls[g]:
+                p = best[np.argmax(iou[best, g])]
+                rows.append(_row(image_id, ann['id'], source, classes[gt_cls[g]],
+                                 'label_mismatch', scores[p], ann['bbox']))
+            else:
+                rows.append(_row(image_id, ann['id'], source, classes[gt_cls[g]],
+                                 'missing_detection', None, ann['bbox']))
+    own_gt = iou[:, np.isin(gt_cls, own)] if iou.shape[1] else iou
+    unmatched = ~(own_gt >= match_iou).any(axis=1) if own_gt.shape[1] else \
+        np.ones(len(boxes), bool)
+    for p in np.flatnonzero(is_own & (scores >= highs) & unmatched):
+        x1, y1, x2, y2 = boxes[p]
+        rows.append(_row(image_id, None, source, classes[labels[p]], 'possibly_missing_label',
+                         scores[p], [x1, y1, x2 - x1, y2 - y1]))
+    return rows
+
+
+def cleanlab_image_scores(coco: dict, classes: Sequence[str],
+                          preds: Mapping[int, Pred]) -> Dict[int, float]:
+    """cleanlab's label quality score of each image with predictions (own classes only)."""
+    from cleanlab.object_detection.rank import get_label_quality_scores
+    cat_to_cls, per_image = _index(coco, classes)
+    own = sorted(set(cat_to_cls.values()))
+    local = {c: i for i, c in enumerate(own)}
+    ids, labels, predictions = [], [], []
+    for image_id, anns in per_image.items():
+        pred = preds.get(image_id)
+        if pred is None:
+            continue
+        ids.append(image_id)
+        labels.append(dict(bboxes=xywh_to_xyxy([a['bbox'] for a in anns]),
+                           labels=np.array([local[cat_to_cls[a['category_id']]] for a in anns],
+                                           dtype=np.int64)))
+        boxes = np.asarray(pred['bboxes'], np.float32).reshape(-1, 4)
+        scores = np.asarray(pred['scores'], np.float32).reshape(-1, 1)
+        lab = np.asarray(pred['labels'], np.int64).reshape(-1)
+        predictions.append([np.concatenate([boxes, scores], 1)[lab == c] for c in own])
+    if not ids:
+        return {}
+    scores = get_label_quality_scores(labels, predictions, verbose=False)
+    return {i: round(float(s), 4) for i, s in zip(ids, scores)}
+
+
+def tune_thresholds(coco_full: dict, classes: Sequence[str], preds: Mapping[int, Pred],
+                    target_precision: float = 0.9, match_iou: float = 0.5,
+                    candidates: Optional[Sequence[float]] = None) -> Dict[str, Optional[float]]:
+    """Per class, the lowest candidate ``high`` threshold whose predictions reach
+    ``target_precision`` on a fully labelled split (one-to-one matches at ``match_iou``,
+    highest score first, as COCO matches). None: no candidate reaches it.
+    """
+    if not 0.0 < target_precision <= 1.0:
+        raise ConsolidationError(f'target_precision must be in (0, 1], but got '
+                                 f'{target_precision!r}')
+    candidates = np.round(np.arange(0.05, 1.0, 0.05), 2) if candidates is None else candidates
+    cat_to_cls, per_image = _index(coco_full, classes)
+    tp_scores: Dict[int, List[Tuple[float, bool]]] = {c: [] for c in range(len(classes))}
+    for image_id, anns in per_image.items():
+        pred = preds.get(image_id)
+        if pred is None:
+            continue
+        gt_box = xywh_to_xyxy([a['bbox'] for a in anns if not a.get('iscrowd', 0)])
+        gt_cls = np.array([cat_to_cls[a['category_id']] for a in anns
+                           if not a.get('iscrowd', 0)], np.int64)
+        boxes = np.asarray(pred['bboxes'], np.float32).reshape(-1, 4)
+        scores = np.asarray(pred['scores'], np.float32).reshape(-1)
+        labels = np.asarray(pred['labels'], np.int64).reshape(-1)
+        iou = _iou(boxes, gt_box)
+        taken = np.zeros(len(gt_box), bool)
+        for p in np.argsort(-scores, kind='stable'):
+            ok = (gt_cls == labels[p]) & ~taken & (iou[p] >= match_iou if len(gt_box) else False)
+            hit = bool(ok.any())
+            if hit:
+                taken[np.flatnonzero(ok)[np.argmax(iou[p][ok])]] = True
+            tp_scores[int(labels[p])].append((float(scores[p]), hit))
+    out: Dict[str, Optional[float]] = {}
+    for c, name in enumerate(classes):
+        s = np.array([x[0] for x in tp_scores[c]], np.float32)
+        hit = np.array([x[1] for x in tp_scores[c]], bool)
+        out[name] = next((float(t) for t in sorted(candidates)
+                          if (s >= t).any() and hit[s >= t].mean() >= target_precision), None)
+    return out

@@ -1,0 +1,192 @@
+"""Running consolidation end to end: predictions (model or dump), files, review report."""
+import csv
+import io
+import json
+import os
+import os.path as osp
+import pickle
+import tempfile
+from collections import defaultdict
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .consolidation import (ConsolidationError, Thresholds, cleanlab_image_scores,
+                            consolidate_source, tune_thresholds)
+
+__all__ = ['predict_dataset', 'load_dumped_predictions', 'run_consolidation',
+           'atomic_write']
+
+#: (group name, image id) -> predictions of that image
+Predictions = Dict[Tuple[str, int], Dict[str, np.ndarray]]
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file + ``os.replace``."""
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
+    with os.fdopen(fd, 'wb') as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _entry(sample) -> Tuple[Tuple[str, int], Dict[str, np.ndarray]]:
+    """One prediction (a DetDataSample or DumpResults' dict) -> key and numpy arrays."""
+    if hasattr(sample, 'metainfo'):
+        meta, inst = sample.metainfo, sample.pred_instances
+        get = lambda k: getattr(inst, k)  # noqa: E731
+    else:
+        meta, inst = sample, sample.get('pred_instances')
+        if inst is None:
+            raise ConsolidationError('a dumped prediction has no pred_instances: dump a '
+                                     'detector\'s test results (tools/test.py --out)')
+        get = inst.__getitem__
+    arrays = {k: np.asarray(get(k).cpu() if hasattr(get(k), 'cpu') else get(k))
+              for k in ('bboxes', 'scores', 'labels')}
+    return (str(meta.get('group_name', '')), int(meta['img_id'])), arrays
+
+
+def predict_dataset(model, dataset, batch_size: int = 4) -> Predictions:
+    """Run ``model.test_step`` over a (Multi-Source) dataset, with a progress bar."""
+    import torch
+    from mmengine.dataset import pseudo_collate
+    from mmengine.utils import track_iter_progress
+    out: Predictions = {}
+    starts = list(range(0, len(dataset), batch_size))
+    with torch.no_grad():
+        for s in track_iter_progress(starts, file=open(os.devnull, 'w')) \
+                if not os.isatty(2) else track_iter_progress(starts):
+            batch = pseudo_collate([dataset[i] for i in range(s, min(s + batch_size,
+                                                                    len(dataset)))])
+            for sample in model.test_step(batch):
+                key, arrays = _entry(sample)
+                out[key] = arrays
+    return out
+
+
+def load_dumped_predictions(path: str) -> Predictions:
+    """Predictions dumped by ``tools/test.py --out preds.pkl`` (MMEngine DumpResults)."""
+    if not osp.isfile(path):
+        raise ConsolidationError(f'predictions file {path!r} does not exist')
+    with open(path, 'rb') as f:
+        dumped = pickle.load(f)
+    if not isinstance(dumped, list):
+        raise ConsolidationError(f'{path!r} is not a list of predictions (tools/test.py --out)')
+    return dict(_entry(s) for s in dumped)
+
+
+def _review_png(rows: List[dict], images: Mapping[Tuple[str, int], str], top: int) -> bytes:
+    """A grid of crops of the first ``top`` flagged rows, each titled with its kind."""
+    import cv2
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = rows[:top]
+    cols = 8
+    n = max(len(rows), 1)
+    fig, axes = plt.subplots((n + cols - 1) // cols, cols, figsize=(cols * 1.6, 1.9 * ((n + cols - 1) // cols)),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis('off')
+    for ax, row in zip(axes.flat, rows):
+        img = cv2.imread(images.get((row['source'], row['image_id']), ''))
+        if img is None:
+            continue
+        x, y, w, h = row['bbox']
+        pad = 0.15 * max(w, h)
+        y0, x0 = int(max(y - pad, 0)), int(max(x - pad, 0))
+        crop = img[y0:int(y + h + pad) + 1, x0:int(x + w + pad) + 1, ::-1]
+        if crop.size:
+            ax.imshow(crop)
+        score = '' if row['score'] is None else f' {row["score"]:.2f}'
+        ax.set_title(f'{row["kind"]}\n{row["class"]}{score}', fontsize=6)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+REVIEW_ORDER = ('label_mismatch', 'possibly_missing_label', 'missing_detection', 'pseudo',
+                'ignore')
+
+
+def run_consolidation(sources: Sequence[dict], classes: Sequence[str], preds: Predictions,
+                      thresholds: Thresholds, out_dir: str, review_top: int = 48,
+                      tuned: Optional[dict] = None) -> dict:
+    """Consolidate every source and write the files and the review report.
+
+    Args:
+        sources (Sequence[dict]): ``name``, ``ann_file``, ``img_dir`` of each source.
+        classes (Sequence[str]): Unified classes (prediction labels index them).
+        preds (Predictions): (group, image id) -> predictions.
+        thresholds (Thresholds): Score thresholds.
+        out_dir (str): Output folder: ``<source>_consolidated.json``, ``review.csv``,
+            ``review.png``, ``summary.json``.
+        review_top (int): Crops in the PNG. Defaults to 48.
+        tuned (dict, optional): Tuned thresholds, recorded in the summary.
+
+    Returns:
+        dict: The summary (counts per source and kind, paths, thresholds).
+    """
+    rows_all: List[dict] = []
+    images: Dict[Tuple[str, int], str] = {}
+    summary = dict(classes=list(classes), thresholds=dict(
+        default_high=thresholds.default_high, default_low=thresholds.default_low,
+        high=thresholds.high, low=thresholds.low), tuned=tuned, sources={})
+    for src in sources:
+        with open(src['ann_file']) as f:
+            coco = json.load(f)
+        mine = {img_id: p for (g, img_id), p in preds.items() if g == src['name']}
+        if coco['images'] and not mine:
+            raise ConsolidationError(
+                f"no prediction matches source {src['name']!r}: the predictions' group names "
+                f'are {sorted({g for g, _ in preds})}')
+        missing = {im['id'] for im in coco['images']} - set(mine)
+        if len(missing) == len(coco['images']) and coco['images']:
+            raise ConsolidationError(f"the predictions do not match {src['ann_file']!r}: no "
+                                     'image id in common')
+        new, rows = consolidate_source(coco, classes, mine, thresholds, src['name'])
+        quality = cleanlab_image_scores(coco, classes, mine)
+        for r in rows:
+            r['cleanlab_image_score'] = quality.get(r['image_id'])
+        for im in coco['images']:
+            images[(src['name'], im['id'])] = osp.join(src['img_dir'], im['file_name'])
+        path = osp.join(out_dir, f"{src['name']}_consolidated.json")
+        atomic_write(path, json.dumps(new).encode())
+        counts = defaultdict(int)
+        for r in rows:
+            counts[r['kind']] += 1
+        summary['sources'][src['name']] = dict(file=path, images=len(coco['images']),
+                                               images_without_predictions=len(missing),
+                                               gt=len(coco['annotations']), **counts)
+        rows_all += rows
+    rows_all.sort(key=lambda r: (REVIEW_ORDER.index(r['kind']),
+                                 -(r['score'] or 0.0) if r['kind'] != 'missing_detection'
+                                 else (r['cleanlab_image_score'] or 0.0)))
+    _write_csv(rows_all, osp.join(out_dir, 'review.csv'))
+    flagged = [r for r in rows_all if r['kind'] not in ('ignore', )]
+    atomic_write(osp.join(out_dir, 'review.png'), _review_png(flagged, images, review_top))
+    atomic_write(osp.join(out_dir, 'summary.json'), json.dumps(summary, indent=1).encode())
+    return summary
+
+
+def _write_csv(rows: List[dict], path: str) -> None:
+    buf = io.StringIO()
+    cols = ['image_id', 'ann_id', 'source', 'class', 'kind', 'score', 'cleanlab_image_score',
+            'bbox']
+    writer = csv.DictWriter(buf, cols)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**r, 'bbox': ' '.join(str(v) for v in r['bbox'])})
+    atomic_write(path, buf.getvalue().encode())
+
+
+def tune_from_predictions(coco_full_path: str, classes: Sequence[str], preds: Predictions,
+                          target_precision: float) -> Dict[str, Optional[float]]:
+    """:func:`tune_thresholds` on a labelled COCO file, predictions of any group."""
+    with open(coco_full_path) as f:
+        coco = json.load(f)
+    by_image = {img_id: p for (_, img_id), p in preds.items()}
+    return tune_thresholds(coco, classes, by_image, target_precision)

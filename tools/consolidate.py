@@ -1,0 +1,171 @@
+"""Consolidate partially labelled sources with a trained multi-head detector's pseudo-labels.
+
+Every source of the config's MultiSourceDataset (``--split``) gets
+``<out-dir>/<source>_consolidated.json`` over all classes: its ground truth unchanged, plus,
+for the classes it does not annotate, confident predictions (score >= high) as annotations
+(``"pseudo": true``) and uncertain ones (low <= score < high) as ignore regions
+(``iscrowd=1``). Suspicious labels of its own classes are listed in ``review.csv`` (with
+cleanlab's per-image label quality score) and shown in ``review.png``; ``summary.json``
+holds the counts. Inputs are never modified; every output is written atomically.
+
+The loop: train -> consolidate -> retrain on the consolidated files (e.g. a single head over
+all classes: configs/consolidate/).
+
+Examples::
+
+    python tools/consolidate.py CONFIG work_dirs/x/best.pth --out-dir work_dirs/consolidated
+    python tools/consolidate.py CONFIG CKPT --out-dir OUT --thr person=0.85,0.4 --high 0.8
+    python tools/consolidate.py CONFIG CKPT --out-dir OUT \
+        --tune-on data/synthetic/annotations/person_val_full.json:data/synthetic/images/person
+"""
+import argparse
+import os.path as osp
+import sys
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config', help='config with a MultiSourceDataset')
+    parser.add_argument('checkpoint', nargs='?', default=None,
+                        help='trained weights (needed unless --predictions is given)')
+    parser.add_argument('--out-dir', required=True)
+    parser.add_argument('--split', default='train', choices=('train', 'val', 'test'))
+    parser.add_argument('--predictions', default=None,
+                        help='predictions dumped by tools/test.py --out (instead of running '
+                        'the model)')
+    parser.add_argument('--high', type=float, default=0.8, help='keep a pseudo box above this')
+    parser.add_argument('--low', type=float, default=0.3,
+                        help='between low and high: ignore region')
+    parser.add_argument('--thr', nargs='+', default=[], metavar='CLASS=HIGH,LOW',
+                        help='per-class thresholds')
+    parser.add_argument('--tune-on', default=None, metavar='ANN_JSON:IMG_DIR',
+                        help='fully labelled split: tune each class\'s high threshold to '
+                        '--target-precision there (needs the model)')
+    parser.add_argument('--target-precision', type=float, default=0.9)
+    parser.add_argument('--review-top', type=int, default=48, help='crops in review.png')
+    parser.add_argument('--batch-size', type=int, default=4)
+    parser.add_argument('--cfg-options', nargs='+', default=[])
+    return parser.parse_args(argv)
+
+
+def _thresholds(args, error):
+    from mtl_plugin.analysis.consolidation import Thresholds
+    high, low = {}, {}
+    for item in args.thr:
+        try:
+            name, values = item.split('=', 1)
+            h, lo = (float(v) for v in values.split(','))
+        except ValueError:
+            raise error(f'--thr wants CLASS=HIGH,LOW (e.g. person=0.85,0.4), but got {item!r}')
+        high[name], low[name] = h, lo
+    return Thresholds(args.high, args.low, high, low)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from mtl_plugin.analysis.consolidation import ConsolidationError
+    try:
+        return _run(args, ConsolidationError)
+    except ConsolidationError as e:
+        print(f'consolidate.py: error: {e}', file=sys.stderr)
+        return 2
+
+
+def _run(args, error) -> int:
+    import copy
+
+    from mmengine.config import Config, DictAction  # noqa: F401
+    from mmengine.registry import DefaultScope
+
+    import mtl_plugin  # noqa: F401
+    from mtl_plugin.analysis.browse import BrowseError, build_browse_dataset, build_model
+    from mtl_plugin.analysis.consolidation_run import (load_dumped_predictions,
+                                                       predict_dataset, run_consolidation,
+                                                       tune_from_predictions)
+    from mtl_plugin.analysis.dataset_report import DatasetReportError, sources_from_config
+    if not osp.isfile(args.config):
+        raise error(f'config {args.config!r} does not exist')
+    if args.predictions is None and args.checkpoint is None:
+        raise error('give the trained checkpoint (or --predictions from tools/test.py --out)')
+    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
+        raise error(f'checkpoint {args.checkpoint!r} does not exist')
+    thresholds = _thresholds(args, error)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        opts = {}
+        for item in args.cfg_options:
+            key, value = item.split('=', 1)
+            opts[key] = DictAction._parse_iterable(value)
+        cfg.merge_from_dict(opts)
+    try:
+        srcs = sources_from_config(cfg, args.split)
+    except DatasetReportError as e:
+        raise error(str(e))
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')):
+        try:
+            dataset = build_browse_dataset(cfg, args.split)
+        except BrowseError as e:
+            raise error(str(e))
+        classes = list(dataset.metainfo.get('unified_classes') or [])
+        if not classes:
+            raise error('the dataset declares no unified classes: consolidation needs a '
+                        'MultiSourceDataset')
+        model = None
+        if args.predictions is not None:
+            preds = load_dumped_predictions(args.predictions)
+        else:
+            try:
+                model = build_model(cfg, args.checkpoint, dataset.metainfo)
+            except BrowseError as e:
+                raise error(str(e))
+            preds = predict_dataset(model, dataset, args.batch_size)
+        tuned = None
+        if args.tune_on:
+            if model is None:
+                raise error('--tune-on runs the model: give the checkpoint')
+            ann, _, img_dir = args.tune_on.partition(':')
+            if not osp.isfile(ann):
+                raise error(f'--tune-on file {ann!r} does not exist')
+            tune_cfg = copy.deepcopy(cfg)
+            first = tune_cfg.get(f'{args.split}_dataloader')['dataset']['datasets'][0]
+            tune_ds = copy.deepcopy(first)
+            tune_ds.update(data_root='', ann_file=osp.abspath(ann), group_name='tune',
+                           data_prefix=dict(img=osp.abspath(img_dir or osp.dirname(ann)) + '/'),
+                           metainfo=dict(classes=tuple(classes)), filter_cfg=None,
+                           test_mode=True)
+            tune_cfg[f'{args.split}_dataloader']['dataset'] = dict(
+                type='MultiSourceDataset', datasets=[tune_ds])
+            tuned = tune_from_predictions(ann, classes, predict_dataset(
+                model, build_browse_dataset(tune_cfg, args.split), args.batch_size),
+                args.target_precision)
+            for name, value in tuned.items():
+                if value is not None and name not in thresholds.high:
+                    thresholds.high[name] = value
+                    thresholds.low[name] = min(thresholds.low.get(name, args.low), value)
+            print(f'[consolidate] tuned high thresholds: {tuned}')
+    sources = [dict(name=s.name, ann_file=s.ann_file, img_dir=_img_dir(cfg, args.split, s.name))
+               for s in srcs]
+    summary = run_consolidation(sources, classes, preds, thresholds, args.out_dir,
+                                args.review_top, tuned)
+    for name, s in summary['sources'].items():
+        counts = ', '.join(f'{k} {v}' for k, v in s.items() if isinstance(v, int))
+        print(f'[consolidate] {name}: {counts} -> {s["file"]}')
+    print(f'[consolidate] review: {osp.join(args.out_dir, "review.csv")}, review.png')
+    return 0
+
+
+def _img_dir(cfg, split: str, name: str) -> str:
+    """Image folder of one source of the config's MultiSourceDataset."""
+    dataset = cfg.get(f'{split}_dataloader')['dataset']
+    while 'datasets' not in dataset:
+        dataset = dataset['dataset']
+    src = next(d for d in dataset['datasets'] if d.get('group_name') == name)
+    prefix = (src.get('data_prefix') or {}).get('img', '')
+    return osp.join(src.get('data_root') or '', prefix)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
