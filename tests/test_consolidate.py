@@ -102,7 +102,9 @@ def test_inject_label_noise_deterministic_and_errors(synthetic_root):
     with pytest.raises(ValueError, match='rate'):
         inject_label_noise(part, 1.5)
     with pytest.raises(ValueError, match="'swap_class' needs"):
-        inject_label_noise(_load(synthetic_root, 'person_train'), 0.1)
+        inject_label_noise(_load(synthetic_root, 'person_train'), 0.1, kinds=('swap_class', ))
+    _, rec = inject_label_noise(_load(synthetic_root, 'person_train'), 0.5, seed=0)
+    assert rec and {r['kind'] for r in rec} <= {'drop', 'shift_box'}
 
 
 def test_tune_thresholds_hand_case():

@@ -127,13 +127,16 @@ def consolidate_source(coco: dict, classes: Sequence[str], preds: Mapping[int, P
         scores = np.asarray(pred['scores'], np.float32).reshape(-1)
         labels = np.asarray(pred['labels'], np.int64).reshape(-1)
         iou = _iou(boxes, gt_box)  # (P, G)
+        kept = np.zeros((0, 4), np.float32)  # boxes added so far (pseudo and ignore)
         for p in np.argsort(-scores, kind='stable'):
             c = int(labels[p])
             if c in own:
                 continue
             low, high = thresholds.get(classes[c])
-            if scores[p] < low or (iou.shape[1] and iou[p].max() >= dup_iou):
-                continue
+            if scores[p] < low or (iou.shape[1] and iou[p].max() >= dup_iou) or \
+                    (len(kept) and _iou(boxes[p:p + 1], kept).max() >= dup_iou):
+                continue  # never over GT, nor over a higher-scored added box
+            kept = np.concatenate([kept, boxes[p:p + 1]])
             x1, y1, x2, y2 = (round(float(v), 2) for v in boxes[p])
             ann = dict(id=next_id, image_id=image_id, category_id=c + 1,
                        bbox=[x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
@@ -202,7 +205,10 @@ def cleanlab_image_scores(coco: dict, classes: Sequence[str],
         boxes = np.asarray(pred['bboxes'], np.float32).reshape(-1, 4)
         scores = np.asarray(pred['scores'], np.float32).reshape(-1, 1)
         lab = np.asarray(pred['labels'], np.int64).reshape(-1)
-        predictions.append([np.concatenate([boxes, scores], 1)[lab == c] for c in own])
+        per_class = [np.concatenate([boxes, scores], 1)[lab == c] for c in own]
+        if len(per_class) == 3:  # cleanlab would read 3 arrays as (boxes, labels, scores)
+            per_class.append(np.zeros((0, 5), np.float32))
+        predictions.append(per_class)
     if not ids:
         return {}
     scores = get_label_quality_scores(labels, predictions, verbose=False)

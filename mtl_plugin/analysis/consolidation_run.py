@@ -5,6 +5,7 @@ import json
 import os
 import os.path as osp
 import pickle
+import sys
 import tempfile
 from collections import defaultdict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -54,9 +55,8 @@ def predict_dataset(model, dataset, batch_size: int = 4) -> Predictions:
     from mmengine.utils import track_iter_progress
     out: Predictions = {}
     starts = list(range(0, len(dataset), batch_size))
-    with torch.no_grad():
-        for s in track_iter_progress(starts, file=open(os.devnull, 'w')) \
-                if not os.isatty(2) else track_iter_progress(starts):
+    with torch.no_grad(), open(os.devnull, 'w') as quiet:
+        for s in track_iter_progress(starts, file=sys.stderr if os.isatty(2) else quiet):
             batch = pseudo_collate([dataset[i] for i in range(s, min(s + batch_size,
                                                                     len(dataset)))])
             for sample in model.test_step(batch):

@@ -15,7 +15,7 @@ def inject_label_noise(coco: dict, rate: float, kinds: Sequence[str] = NOISE_KIN
 
     Each chosen annotation gets one kind, drawn uniformly from ``kinds``:
 
-    - ``'swap_class'``: another category of the file (needs >= 2 categories);
+    - ``'swap_class'``: another category of the file (skipped for a one-category file);
     - ``'drop'``: the annotation is removed (a missing label);
     - ``'shift_box'``: the box moves by ``shift`` times its width and height (clipped to
       the image), so it no longer covers the object.
@@ -40,7 +40,9 @@ def inject_label_noise(coco: dict, rate: float, kinds: Sequence[str] = NOISE_KIN
                          f'{list(kinds)!r}')
     cat_ids = [c['id'] for c in coco['categories']]
     if 'swap_class' in kinds and len(cat_ids) < 2:
-        raise ValueError("'swap_class' needs >= 2 categories; drop it from kinds")
+        if list(kinds) == ['swap_class']:
+            raise ValueError("'swap_class' needs >= 2 categories; give other kinds")
+        kinds = [k for k in kinds if k != 'swap_class']  # a one-class file cannot swap
     rng = np.random.default_rng(seed)
     out = copy.deepcopy(coco)
     anns = out['annotations']
