@@ -1,0 +1,219 @@
+"""Benchmark loss weighting and gradient surgery (issue: dataset-level supervision, item 7).
+
+Speed: one train step (forward, backward, optimizer step) of the same multi-head RetinaNet-R18
+with a dataset head (3 tasks: person, animal, aux) under each weighting / surgery method,
+run in turn in one process (alternating, medians), as a ratio to equal weighting.
+Peak memory: each method runs its steps in a fresh process; the peak RSS reached during the
+steps above the RSS before them (VmHWM after a reset), as a ratio to equal weighting.
+Accuracy: the ablation families of configs/mtl (detector, classifier) trained with the same
+budget on generated data, tabulated by tools/ablate.py (per-dataset metrics).
+
+Usage:
+    python benchmarks/mtl.py                        # speed + memory + accuracy
+    python benchmarks/mtl.py --skip-accuracy        # speed + memory only (~3 min)
+"""
+import argparse
+import copy
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import tempfile
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+from common import print_table, save, time_alternating  # noqa: E402
+
+DSHEAD = osp.join(REPO, 'configs/mtl/mtl-dshead_retinanet_r18_fpn_1xb8-6e_synthetic.py')
+METHODS = {
+    'equal': (dict(type='EqualWeighting'), None),
+    'fixed': (dict(type='FixedWeighting', weights=dict(aux=0.5)), None),
+    'uncertainty': (dict(type='UncertaintyWeighting'), None),
+    'dwa': (dict(type='DWAWeighting', window=2), None),
+    'gradnorm': (dict(type='GradNormWeighting', shared_layer='neck'), None),
+    'rlw': (dict(type='RLWWeighting'), None),
+    'pcgrad': (None, dict(type='PCGrad')),
+    'gradvac': (None, dict(type='GradVac')),
+    'cagrad': (None, dict(type='CAGrad', c=0.5)),
+}
+
+
+def _setup(root: str, method: str):
+    """Model, optim wrapper and one fixed batch (4 person + 4 animal images, 128 px)."""
+    import mtl_plugin  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DATASETS, MODELS, init_default_scope
+    cfg = Config.fromfile(DSHEAD)
+    init_default_scope('mmdet')
+    weighting, aggregator = METHODS[method]
+    if weighting is not None:
+        cfg.model.loss_weighting = weighting
+    ds_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+    for d in ds_cfg.datasets:
+        d.data_root = root
+    dataset = DATASETS.build(ds_cfg)
+    idx = [0, 1, 2, 3] + [len(dataset) - 1 - i for i in range(4)]
+    batch = pseudo_collate([dataset[i] for i in idx])
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    ow = dict(optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4))
+    if aggregator is not None:
+        ow.update(type='GradSurgeryOptimWrapper', aggregator=aggregator)
+    return model, build_optim_wrapper(model, ow), batch
+
+
+def _data(root: str) -> None:
+    from mtl_plugin.synthetic import GeneratorConfig, generate_multi_source
+    if not osp.exists(osp.join(root, 'meta.json')):
+        generate_multi_source(root, GeneratorConfig(num_train=8, num_val=0, num_test=0))
+
+
+def bench_speed(root: str, repeats: int) -> dict:
+    """Median step time of each method, alternating in one process."""
+    setups = {m: _setup(root, m) for m in METHODS}
+
+    def step(m):
+        model, ow, batch = setups[m]
+        return lambda: _train_step(model, ow, batch)
+
+    times = time_alternating({m: step(m) for m in METHODS}, repeats=repeats, warmup=2)
+    return {m: dict(step_s=t, time_ratio=t / times['equal']) for m, t in times.items()}
+
+
+_CLOCK = {}
+
+
+def _train_step(model, ow, batch) -> None:
+    """One step outside a Runner: advance the clock that methods read from the MessageHub
+    (DWA periods, RLW draws, schedules), as the Runner's RuntimeInfoHook would."""
+    from mmengine.logging import MessageHub
+    it = _CLOCK[id(model)] = _CLOCK.get(id(model), -1) + 1
+    hub = MessageHub.get_current_instance()
+    for key, value in dict(iter=it, epoch=0, max_iters=10**6, max_epochs=1).items():
+        hub.update_info(key, value)
+    model.train_step(batch, ow)
+
+
+def _status_kib(field: str) -> int:
+    with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ':'))
+
+
+def _peak_rss_child(root: str, method: str, steps: int) -> None:
+    """Peak RSS *during the steps*: the process-lifetime peak (imports, dataset building)
+    is reset through /proc/self/clear_refs (Linux >= 4.0) after one warm-up step."""
+    model, ow, batch = _setup(root, method)
+    _train_step(model, ow, batch)
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')  # reset VmHWM (peak RSS) to the current RSS
+    base = _status_kib('VmRSS')
+    for _ in range(steps):
+        _train_step(model, ow, batch)
+    print(json.dumps(dict(base_kib=base, peak_kib=_status_kib('VmHWM'))))
+
+
+def bench_memory(root: str, steps: int) -> dict:
+    """Peak RSS above the pre-step RSS while a fresh process runs ``steps`` steps."""
+    out = {}
+    for m in METHODS:
+        proc = subprocess.run([sys.executable, __file__, '--_peak-rss', m, '--data', root,
+                               '--steps', str(steps)], capture_output=True, text=True,
+                              env=dict(os.environ, PYTHONPATH=REPO))
+        if proc.returncode != 0:
+            raise RuntimeError(f'{m}: {proc.stderr[-3000:]}')
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        out[m] = (res['peak_kib'] - res['base_kib']) / 1024.0
+    return {m: dict(step_peak_mib=v, mem_ratio=v / out['equal']) for m, v in out.items()}
+
+
+def bench_accuracy(work: str, num_train: int, epochs: int, only=('detector', 'classifier')) -> dict:
+    """Train each ablation family with the same budget; collect the ablate.py tables."""
+    from mtl_plugin.synthetic import (ClsGeneratorConfig, GeneratorConfig,
+                                      generate_classification, generate_multi_source)
+    data, cls_data = osp.join(work, 'data'), osp.join(work, 'cls_data')
+    if not osp.exists(osp.join(data, 'meta.json')):
+        generate_multi_source(data, GeneratorConfig(num_train=num_train, num_val=32,
+                                                    num_test=0, seed=3))
+    if not osp.exists(osp.join(cls_data, 'annotations')):
+        generate_classification(cls_data, ClsGeneratorConfig(seed=3))
+    tables = {}
+    families = dict(
+        # data_root is substituted when the config is parsed: override every source's
+        detector=(sorted(glob.glob(osp.join(REPO, 'configs/mtl/mtl-*_retinanet_*.py'))),
+                  [f'train_cfg.max_epochs={epochs}'] + [
+                      f'{split}_dataloader.dataset.datasets.{i}.data_root={data}/'
+                      for split in ('train', 'val') for i in (0, 1)] + [
+                      f'val_evaluator.metrics.{g}.ann_file={data}/annotations/{g}_val.json'
+                      for g in ('person', 'animal')]),
+        classifier=(sorted(glob.glob(osp.join(REPO, 'configs/mtl/mtl-*_hier-cls_*.py'))),
+                    [f'train_cfg.max_epochs={epochs}'] + [
+                        f'{split}_dataloader.dataset.datasets.{i}.data_root={cls_data}/'
+                        for split in ('train', 'val') for i in (0, 1)]))
+    for family, (configs, options) in families.items():
+        if not configs or family not in only:
+            continue
+        root = osp.join(work, family)
+        cmd = [sys.executable, osp.join(REPO, 'tools', 'ablate.py'), *configs, '--run',
+               '--work-root', root, '--cfg-options', *options]
+        subprocess.run(cmd, check=True, env=dict(os.environ, PYTHONPATH=REPO))
+        with open(osp.join(root, 'ablation.json')) as f:
+            tables[family] = json.load(f)
+        with open(osp.join(root, 'ablation.md')) as f:
+            print(f'\n{family} ablation ({epochs} epochs, {num_train} train images per source)')
+            print(f.read())
+    return tables
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--repeats', type=int, default=7)
+    parser.add_argument('--steps', type=int, default=3, help='steps per memory process')
+    parser.add_argument('--num-train', type=int, default=160)
+    parser.add_argument('--epochs', type=int, default=6)
+    parser.add_argument('--skip-speed', action='store_true')
+    parser.add_argument('--skip-accuracy', action='store_true')
+    parser.add_argument('--families', nargs='+', default=['detector', 'classifier'])
+    parser.add_argument('--work', default=None)
+    parser.add_argument('--merge', action='store_true',
+                        help='keep the part of --out that this run skips')
+    parser.add_argument('--out', default=osp.join(REPO, 'benchmarks/results/mtl.json'))
+    parser.add_argument('--_peak-rss', dest='peak_rss', default=None, help=argparse.SUPPRESS)
+    parser.add_argument('--data', default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.peak_rss:
+        return _peak_rss_child(args.data, args.peak_rss, args.steps)
+    work = args.work or tempfile.mkdtemp(prefix='bench_mtl_')
+    payload = dict(settings=vars(args))
+    if not args.skip_speed:
+        root = osp.join(work, 'speed_data')
+        _data(root)
+        speed = bench_speed(root, args.repeats)
+        mem = bench_memory(root, args.steps)
+        rows = [dict(method=m, **speed[m], **mem[m]) for m in METHODS]
+        print_table('one train step, multi-head RetinaNet-R18 + dataset head (3 tasks), '
+                    'batch 8 x 128 px, CPU', rows,
+                    ['method', 'step_s', 'time_ratio', 'step_peak_mib', 'mem_ratio'])
+        payload['speed'] = rows
+    if not args.skip_accuracy:
+        payload['accuracy'] = bench_accuracy(work, args.num_train, args.epochs, args.families)
+    if args.merge and osp.exists(args.out):  # keep the other part of an earlier run
+        with open(args.out) as f:
+            old = json.load(f)
+        accuracy = {**old.get('accuracy', {}), **payload.get('accuracy', {})}
+        payload = {**{k: v for k, v in old.items() if k in ('speed', 'accuracy')}, **payload}
+        if accuracy:
+            payload['accuracy'] = accuracy
+    save(args.out, payload)
+
+
+if __name__ == '__main__':
+    main()
