@@ -14,8 +14,8 @@ import io
 import json
 import os
 import os.path as osp
-import tempfile
 from typing import Dict, List, Optional, Sequence
+from .io import atomic_write as _atomic_write
 
 __all__ = ['AblationError', 'read_run', 'metric_columns', 'write_table']
 
@@ -97,14 +97,6 @@ def metric_columns(runs: Dict[str, dict], monitor: str) -> List[str]:
     groups = sorted({k for r in runs.values() for k in r['metrics']
                      if k.endswith('/' + suffix) and k != monitor})
     return groups + [monitor]
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)), suffix='.tmp')
-    with os.fdopen(fd, 'wb') as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def _fmt(v) -> str:

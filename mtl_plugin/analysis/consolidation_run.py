@@ -6,7 +6,6 @@ import os
 import os.path as osp
 import pickle
 import sys
-import tempfile
 from collections import defaultdict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -14,22 +13,13 @@ import numpy as np
 
 from .consolidation import (ConsolidationError, Thresholds, cleanlab_image_scores,
                             consolidate_source, tune_thresholds)
+from .io import atomic_write
 
 __all__ = ['predict_dataset', 'load_dumped_predictions', 'run_consolidation',
-           'atomic_write']
+           'tune_from_predictions']
 
 #: (group name, image id) -> predictions of that image
 Predictions = Dict[Tuple[str, int], Dict[str, np.ndarray]]
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file + ``os.replace``."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    with os.fdopen(fd, 'wb') as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def _entry(sample) -> Tuple[Tuple[str, int], Dict[str, np.ndarray]]:

@@ -20,11 +20,11 @@ import io
 import json
 import os
 import os.path as osp
-import tempfile
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+from .io import atomic_write as _atomic_write
 
 REGIONS = ('easy', 'ambiguous', 'hard-to-learn')
 CSV_COLUMNS = ('image_id', 'ann_id', 'group', 'class', 'confidence', 'variability',
@@ -323,14 +323,6 @@ def _png_bytes(table: Table, rule: RegionRule, title: str) -> bytes:
     fig.savefig(buf, format='png', dpi=110)
     plt.close(fig)
     return buf.getvalue()
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)), suffix='.tmp')
-    with os.fdopen(fd, 'wb') as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def write_outputs(out_dir: str, table: Table, rule: RegionRule,

@@ -15,7 +15,6 @@ import json
 import math
 import os
 import os.path as osp
-import tempfile
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -30,6 +29,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torchvision.ops import roi_align
+from .io import atomic_write as _atomic_write
 
 __all__ = ['FeatureSpaceError', 'pick_indices', 'extract_features', 'cluster_metrics',
            'fisher_ratio', 'domain_gap', 'analyse_features', 'tsne_embedding', 'plot_tsne',
@@ -301,14 +301,6 @@ def plot_tsne(embedding: Optional[np.ndarray], by_dataset: np.ndarray, by_class:
     fig.savefig(buf, format='png', dpi=110)
     plt.close(fig)
     return buf.getvalue()
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)), suffix='.tmp')
-    with os.fdopen(fd, 'wb') as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def save_outputs(out_dir: str, feats: Dict[str, np.ndarray], report: dict,

@@ -34,6 +34,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mtl_plugin.evaluation.cross_dataset import (CrossDatasetError,  # noqa: E402
                                                  complete_coco_gt, cross_dataset_matrix,
                                                  matrix_markdown, plot_matrix)
+from mtl_plugin.analysis.io import atomic_write as _atomic_write  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -183,14 +184,6 @@ def run(args: argparse.Namespace) -> dict:
     _atomic_write(paths['json'], json.dumps(result, indent=1).encode())
     _atomic_write(paths['png'], plot_matrix(result))
     return dict(result=result, paths=paths)
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)), suffix='.tmp')
-    with os.fdopen(fd, 'wb') as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def main(argv=None) -> int:

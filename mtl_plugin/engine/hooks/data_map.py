@@ -27,6 +27,8 @@ from mmengine.runner import EpochBasedTrainLoop
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ...analysis.io import atomic_write as _atomic_write
+
 __all__ = ['DataMapHook', 'DataMapRecorder', 'gold_confidence', 'sample_key', 'SUPPORTED_MODELS']
 
 SUPPORTED_MODELS = ('MultiHeadDetector (dense heads)', 'HierarchicalClassifier')
@@ -488,9 +490,3 @@ def _meta(hook: DataMapHook, model, dataset, sources) -> dict:
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str)) if value is not None else None
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    with tempfile.NamedTemporaryFile(dir=osp.dirname(path), suffix='.tmp', delete=False) as f:
-        f.write(data)
-    os.replace(f.name, path)
