@@ -61,3 +61,34 @@ def test_pcgrad_on_multi_head_detector(weighting):
     assert any(k.startswith('heads.person.') for k in moved)
     assert any(k.startswith('backbone.') for k in moved)
     assert wrapper.num_updates == 2
+
+
+def test_soft_shared_neck_per_head():
+    """A SoftParameterSharing neck gives each head its own FPN copy, tied by the L2 penalty."""
+    from tiny_models import backbone_neck
+    fpn = backbone_neck()['neck']
+    neck = dict(type='SoftParameterSharing', branch=fpn, tasks=['person', 'animal'],
+                l2_weight=0.5)
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = build_detector(neck=neck, loss_weighting=dict(type='EqualWeighting'))
+        model.dataset_meta = copy.deepcopy(META)
+        assert model.loss_task_names() == ['person', 'animal', 'soft_sharing']
+        model.train()
+        _clock(0)
+        data = model.data_preprocessor(batch(['person', 'animal']), True)
+        losses = model.loss(data['inputs'], data['data_samples'])
+        copies = list(model.neck.branches.values())
+        expected = 0.5 * sum((a - b).pow(2).sum() for a, b in zip(copies[0].parameters(),
+                                                                  copies[1].parameters()))
+        assert torch.allclose(losses['soft_sharing.loss_l2'], expected)
+        # each head's loss reaches only its own neck copy (the penalty aside)
+        grads = torch.autograd.grad(sum(losses['person.loss_cls']),
+                                    [next(c.parameters()) for c in copies], allow_unused=True)
+        assert grads[0] is not None and grads[1] is None
+        model.eval()
+        with torch.no_grad():
+            data = model.data_preprocessor(batch(['person', 'animal']), False)
+            out = model.predict(data['inputs'], data['data_samples'])
+        assert len(out) == 2 and out[0].pred_instances.bboxes.shape[1] == 4
+        with pytest.raises(ValueError, match='one copy per head'):
+            build_detector(neck=dict(neck, tasks=['animal', 'person']))

@@ -2,9 +2,10 @@
 # softly tied by an L2 penalty between their parameters (SoftParameterSharing).
 #
 # `soft_sharing_neck` fits the ResNet-18 / FPN of configs/demo (4 backbone levels,
-# 5 outputs of 64 channels). The model that uses it must call `neck(feats, task)` once per
-# task and add `neck.loss()` ({'soft_sharing.loss_l2': ...}) to its losses; plain mmdet
-# detectors call `neck(feats)` only. Copy the dict, or inherit it:
+# 5 outputs of 64 channels). MultiHeadDetector runs each head's copy on that head's
+# samples and adds `neck.loss()` ({'soft_sharing.loss_l2': ...}) to its losses (dense heads;
+# an aux_head then pools the backbone's features); plain mmdet detectors call `neck(feats)`
+# only. Copy the dict, or inherit it:
 #
 #     _base_ = ['../_parts_/soft_sharing_neck.py']
 #     model = dict(neck={{_base_.soft_sharing_neck}})

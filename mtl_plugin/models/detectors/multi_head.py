@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from ...engine.optim_wrappers.loss_weighting import MultiTaskLossMixin
 from .. import heads as _aux_heads  # noqa: F401  (registers DatasetClsHead for aux_head)
+from ..necks import SoftParameterSharing
 from ..losses import group_context
 from ..multi_head import MultiHeadMixin
 
@@ -74,7 +75,10 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
     Args:
         backbone (dict): Backbone config.
         heads (dict): Head name -> head config (any registered dense / RoI head).
-        neck (dict, optional): Neck config.
+        neck (dict, optional): Neck config. A ``SoftParameterSharing`` neck (one neck copy
+            per head, tied by an L2 penalty) runs per head on that head's samples; its
+            penalty is added as ``soft_sharing.loss_l2`` (then ``aux_head`` pools the
+            backbone's features). Defaults to None.
         rpn_head (dict, optional): Shared RPN; makes ``heads`` RoI heads.
         group_to_head (dict, optional): Group name -> head name. Defaults to identity.
         head_classes (dict, optional): Head name -> class names. Defaults to the classes
@@ -148,13 +152,43 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
         self.init_routing(group_to_head, head_classes, unified_classes)
         self.partial_label_masking = partial_label_masking
         self.aux_head = MODELS.build(aux_head) if aux_head is not None else None
+        self._check_per_head_neck()
         self.init_loss_weighting(loss_weighting)  # last: it reads the heads' names
 
     # ------------------------------------------------------------------ features
+    @property
+    def per_head_neck(self) -> bool:
+        """Whether the neck holds one soft-shared copy per head."""
+        return isinstance(self.neck, SoftParameterSharing)
+
+    def _check_per_head_neck(self) -> None:
+        if not self.per_head_neck:
+            return
+        if list(self.neck.tasks) != list(self.heads):
+            raise ValueError(f'MultiHeadDetector: the SoftParameterSharing neck needs one copy '
+                             f'per head, tasks={list(self.heads)}, but got '
+                             f'tasks={list(self.neck.tasks)}')
+        if self.rpn_head is not None:
+            raise ValueError('MultiHeadDetector: a SoftParameterSharing neck works with dense '
+                             'heads only (the shared RPN needs one shared neck)')
+
     def extract_feat(self, batch_inputs: Tensor) -> Tuple[Tensor, ...]:
-        """Backbone (+ neck) features of a batch (B, 3, H, W) -> tuple of (B, C, h, w)."""
+        """Backbone (+ neck) features of a batch (B, 3, H, W) -> tuple of (B, C, h, w)
+        (backbone features only with a per-head neck: see :meth:`head_feat`)."""
         x = self.backbone(batch_inputs)
-        return self.neck(x) if self.neck is not None else x
+        if self.neck is None or self.per_head_neck:
+            return x
+        return self.neck(x)
+
+    def head_feat(self, x: Tuple[Tensor, ...], head_name: str) -> Tuple[Tensor, ...]:
+        """Features a head sees: ``x`` itself, or its own neck copy's output."""
+        return tuple(self.neck(x, head_name)) if self.per_head_neck else x
+
+    def loss_task_names(self) -> List[str]:
+        """Tasks of the loss dict (its key prefixes), for loss weighting."""
+        names = (['rpn'] if self.rpn_head is not None else []) + list(self.heads)
+        names += ['aux'] if self.aux_head is not None else []
+        return names + (['soft_sharing'] if self.per_head_neck else [])
 
     @staticmethod
     def _select(x: Tuple[Tensor, ...], idx: List[int]) -> Tuple[Tensor, ...]:
@@ -179,7 +213,7 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
         for head_name, idx in self.route(batch_data_samples).items():
             samples = [self._to_head_labels(head_name, batch_data_samples[i]) for i in idx]
             head = self.heads[head_name]
-            x_sub = self._select(x, idx)
+            x_sub = self.head_feat(self._select(x, idx), head_name)
             predict_cfg = None if recorder is None else recorder.predict_cfg(head.test_cfg)
             predictions = None  # (data map) from the same outputs as the loss
             # group-weighted losses read the groups of exactly this head's samples
@@ -201,6 +235,8 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
         if self.aux_head is not None:  # on the features of the whole batch
             aux_losses = self.aux_head.loss(x, batch_data_samples)
             losses.update({f'aux.{k}': v for k, v in aux_losses.items()})
+        if self.per_head_neck:
+            losses.update(self.neck.loss())
         return losses
 
     def _rpn_loss(self, x, batch_data_samples):
@@ -264,6 +300,7 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
         per_image: List[List[InstanceData]] = [[] for _ in batch_data_samples]
         for head_name, idx in plan.items():
             x_sub = self._select(x, idx) if len(idx) < len(batch_data_samples) else x
+            x_sub = self.head_feat(x_sub, head_name)
             samples = [batch_data_samples[i] for i in idx]
             head = self.heads[head_name]
             if proposals is not None:
@@ -298,4 +335,4 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
             proposals = self.rpn_head.predict(x, batch_data_samples, rescale=False)
             return {n: h.forward(x, proposals, batch_data_samples)
                     for n, h in self.heads.items()}
-        return {n: h.forward(x) for n, h in self.heads.items()}
+        return {n: h.forward(self.head_feat(x, n)) for n, h in self.heads.items()}
