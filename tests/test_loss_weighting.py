@@ -361,7 +361,7 @@ def quick_runner(monkeypatch):
     monkeypatch.setattr(Runner, '_log_env', lambda self, env_cfg: None)
 
 
-def run(model, tmp_path, name):
+def run(model, tmp_path, name, optim_wrapper=None):
     # two batches: no epoch transition in 2 iterations (mmengine sleeps 2 s there)
     data = [dict(inputs=b['inputs'][i], data_samples=b['data_samples'][i])
             for b in [batch(['person', 'animal'], seed=s) for s in (0, 1)] for i in range(2)]
@@ -370,7 +370,7 @@ def run(model, tmp_path, name):
     record = Record()
     runner = Runner(model=model, work_dir=str(tmp_path), train_dataloader=loader,
                     train_cfg=dict(by_epoch=False, max_iters=2),
-                    optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+                    optim_wrapper=optim_wrapper or dict(optimizer=dict(type='SGD', lr=0.01)),
                     default_hooks=dict(checkpoint=None), custom_hooks=[record],
                     default_scope='mmdet', experiment_name=f'lw_{name}_{next(_hub_ids)}',
                     log_level='WARNING')
@@ -378,7 +378,7 @@ def run(model, tmp_path, name):
     return runner, record
 
 
-def check_logs(runner, record, prefixes, uncertainty):
+def check_logs(runner, record, prefixes, uncertainty, rel=1e-5):
     assert len(record.outputs) == 2
     for out, terms in zip(record.outputs, record.terms):
         assert out['loss'] == pytest.approx(sum(terms.values()), rel=1e-6)
@@ -386,7 +386,7 @@ def check_logs(runner, record, prefixes, uncertainty):
             loss = sum(v for k, v in out.items() if k in keys)
             w = out[f'weight.{task}']
             reg = -math.log(w) if uncertainty else 0.0  # s = -log(exp(-s))
-            assert terms[task] == pytest.approx(w * loss + reg, rel=1e-5, abs=1e-6)
+            assert terms[task] == pytest.approx(w * loss + reg, rel=rel, abs=1e-6)
     for task in prefixes:
         logged = runner.message_hub.get_scalar(f'train/weight.{task}')
         assert logged.current() == pytest.approx(record.outputs[-1][f'weight.{task}'])
@@ -415,6 +415,36 @@ def test_runner_logs_weights(cfg, tmp_path):
         assert twin.loss_weighting._shared is twin.neck is not model.neck
     if cfg['type'] == 'UncertaintyWeighting':  # log_vars learn with the model
         assert weights[1] != (1.0, 1.0)
+
+
+OPTIM_MODES = dict(
+    # gradient accumulation over 2 iterations (one optimizer step)
+    accumulate=dict(optimizer=dict(type='SGD', lr=0.01), accumulative_counts=2),
+    # bf16 autocast on CPU (MMEngine's AmpOptimWrapper refuses CPUs): the surgery wrapper
+    # with torchjd's plain Sum aggregator is ordinary training under autocast
+    bf16=dict(type='GradSurgeryOptimWrapper', aggregator=dict(type='Sum'),
+              autocast=dict(dtype='bfloat16'), optimizer=dict(type='SGD', lr=0.01)))
+
+
+@pytest.mark.parametrize('mode', list(OPTIM_MODES))
+@pytest.mark.parametrize('cfg', [
+    dict(type='UncertaintyWeighting'), dict(type='DWAWeighting', window=1),
+    dict(type='GradNormWeighting', shared_layer='neck'), dict(type='RLWWeighting')],
+    ids=lambda c: c['type'])
+def test_runner_amp_and_accumulation(cfg, mode, tmp_path):
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = build_detector(loss_weighting=cfg)
+        before = {k: v.detach().clone() for k, v in model.named_parameters()}
+        runner, record = run(model, tmp_path, f'{cfg["type"]}_{mode}', OPTIM_MODES[mode])
+    keys = {h: {f'{h}.loss_cls', f'{h}.loss_bbox'} for h in ('person', 'animal')}
+    check_logs(runner, record, keys, cfg['type'] == 'UncertaintyWeighting',
+               rel=1e-5 if mode == 'accumulate' else 2e-2)
+    moved = [k for k, v in model.named_parameters() if not torch.equal(before[k], v)]
+    assert any(k.startswith('backbone.') for k in moved)
+    if mode == 'bf16':
+        assert runner.optim_wrapper.num_updates == 2
+    else:  # one step after two accumulated iterations
+        assert runner.optim_wrapper._inner_count == 2
 
 
 def _ddp_worker(rank, port, out_dir):
