@@ -8,7 +8,10 @@ training file after known noise was injected into it (drops, class swaps, shifte
 * precision / recall of the pseudo-labels against the hidden objects (``*_train_full.json``,
   IoU >= 0.5, same class);
 * recall of the injected noise among the flagged labels (a swap or a shifted box flagged at
-  its annotation, a dropped label found as ``possibly_missing_label`` at its box).
+  its annotation, a dropped label found as ``possibly_missing_label`` at its box);
+* with ``--retrain-epochs N``: a union-label RetinaNet retrained on the consolidated files
+  vs on the partial ones (same noisy ground truth, same budget), bbox mAP on the sources'
+  fully labelled val files (``*_val_full.json``).
 
 The speed results of ``dt_report.py`` (report vs a pycocotools load) and ``dt_data_map.py``
 (recording overhead) are read from their JSON files and shown in the same table.
@@ -107,6 +110,103 @@ def _noise_recall(records: dict, data: str, out: str) -> dict:
                 precision_of_flags=hits / max(flagged, 1))
 
 
+UNION = osp.join(REPO, 'configs/demo/retinanet_r18_fpn_1xb8-4e_synthetic-union.py')
+CONSOLIDATED = osp.join(REPO, 'configs/consolidate/'
+                        'retinanet_r18_fpn_1xb8-4e_synthetic-consolidated.py')
+
+
+def _full_val_map(data: str, preds_pkl: str) -> dict:
+    """bbox mAP of union-label predictions on each source's fully labelled val file."""
+    import pickle
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+    with open(preds_pkl, 'rb') as f:
+        dumped = pickle.load(f)
+    out = {}
+    for src in ('person', 'animal'):
+        gt = COCO(osp.join(data, 'annotations', f'{src}_val_full.json'))
+        dets = [dict(image_id=int(d['img_id']), category_id=int(lab) + 1,
+                     bbox=[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])],
+                     score=float(sc))
+                for d in dumped if d.get('group_name') == src
+                for b, sc, lab in zip(d['pred_instances']['bboxes'].tolist(),
+                                      d['pred_instances']['scores'].tolist(),
+                                      d['pred_instances']['labels'].tolist())]
+        ev = COCOeval(gt, gt.loadRes(dets), 'bbox')
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+        out[src] = float(ev.stats[0])
+    out['mean'] = (out['person'] + out['animal']) / 2
+    return out
+
+
+def retrain_study(data: str, noisy_root: str, consolidated: str, work: str,
+                  epochs: int) -> dict:
+    """Union-label RetinaNet trained on the (noisy) partial files vs on the consolidated
+    ones, same budget; mAP on the fully labelled val files."""
+    env = dict(os.environ, PYTHONPATH=REPO)
+    res = {}
+    for name, config, extra in (
+            ('partial', UNION, []),
+            ('consolidated', CONSOLIDATED,
+             [f'train_dataloader.dataset.datasets.{i}.ann_file={consolidated}/{g}_consolidated.json'
+              for i, g in enumerate(('person', 'animal'))])):
+        wd = osp.join(work, f'retrain_{name}')
+        opts = [f'train_dataloader.dataset.datasets.{i}.data_root={noisy_root}/' for i in (0, 1)]
+        # test_dataloader is a copy of val_dataloader made when the config was parsed
+        opts += [f'{split}_dataloader.dataset.datasets.{i}.data_root={data}/'
+                 for split in ('val', 'test') for i in (0, 1)]
+        opts += [f'{split}_evaluator.metrics.{g}.ann_file={data}/annotations/{g}_val.json'
+                 for split in ('val', 'test') for g in ('person', 'animal')]
+        opts += [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
+                 f'default_hooks.checkpoint.interval={epochs}'] + extra
+        if not osp.exists(osp.join(wd, f'epoch_{epochs}.pth')):
+            subprocess.run([sys.executable, osp.join(REPO, 'tools/train.py'), config,
+                            '--work-dir', wd, '--cfg-options', *opts], check=True, env=env)
+        pkl = osp.join(wd, 'val_preds.pkl')
+        subprocess.run([sys.executable, osp.join(REPO, 'tools/test.py'), config,
+                        osp.join(wd, f'epoch_{epochs}.pth'), '--out', pkl, '--cfg-options',
+                        *opts], check=True, env=env)
+        res[name] = _full_val_map(data, pkl)
+    return res
+
+
+def data_map_study(config: str, noisy: dict, work: str, epochs: int) -> dict:
+    """Train with DataMapHook on the noisy files; recall of the injected label errors that
+    still exist as labels (swaps, shifts) among the lowest-confidence labels."""
+    import csv
+    env = dict(os.environ, PYTHONPATH=REPO)
+    cfg = osp.join(work, 'data_map_cfg.py')
+    with open(cfg, 'w') as f:
+        f.write(f"_base_ = ['{config}']\ncustom_hooks = [dict(type='HeadIsolationHook'), "
+                "dict(type='DataMapHook')]\n")
+    wd = osp.join(work, 'data_map_run')
+    opts = [f'{split}_dataloader.dataset.datasets.{i}.data_root={noisy["root"]}/'
+            for split in ('train', 'val') for i in (0, 1)]
+    opts += [f'val_evaluator.metrics.{g}.ann_file={noisy["root"]}/annotations/{g}_val.json'
+             for g in ('person', 'animal')]
+    opts += [f'train_cfg.max_epochs={epochs}']
+    subprocess.run([sys.executable, osp.join(REPO, 'tools/train.py'), cfg, '--work-dir', wd,
+                    '--cfg-options', *opts], check=True, env=env)
+    out = osp.join(work, 'data_map_out')
+    subprocess.run([sys.executable, osp.join(REPO, 'tools/analysis/data_map.py'), wd,
+                    '--out-dir', out], check=True, env=env)
+    with open(osp.join(out, 'scored_labels.csv')) as f:
+        rows = list(csv.DictReader(f))  # lowest confidence first
+    noisy_ids = {(src, rec['ann_id']) for src, recs in noisy['records'].items()
+                 for rec in recs if rec['kind'] != 'drop'}
+    k = len(noisy_ids)
+    lowest = {(r['group'], int(float(r['ann_id']))) for r in rows[:k] if r['ann_id']}
+    hard = {(r['group'], int(float(r['ann_id']))) for r in rows
+            if r['region'] == 'hard-to-learn' and r['ann_id']}
+    return dict(labels=len(rows), noisy_labels=k, epochs=epochs,
+                recall_at_k=len(lowest & noisy_ids) / max(k, 1),
+                chance_at_k=k / max(len(rows), 1),
+                hard_to_learn=len(hard), noisy_in_hard=len(hard & noisy_ids))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', required=True)
@@ -117,10 +217,24 @@ def main() -> None:
     parser.add_argument('--high', type=float, default=0.5)
     parser.add_argument('--low', type=float, default=0.2)
     parser.add_argument('--work', default=None)
+    parser.add_argument('--data-map-epochs', type=int, default=0,
+                        help='> 0: only the data-map study (merged into --out)')
+    parser.add_argument('--retrain-epochs', type=int, default=0,
+                        help='> 0: also retrain a union head on partial vs consolidated labels')
     parser.add_argument('--out', default=osp.join(REPO, 'benchmarks/results/data_tools.json'))
     args = parser.parse_args()
     work = args.work or tempfile.mkdtemp(prefix='bench_dt_')
     noisy = _noisy_root(args.data, work, args.noise_rate, args.seed)
+    if args.data_map_epochs > 0:
+        dm = data_map_study(args.config, noisy, work, args.data_map_epochs)
+        print_table('data map: injected label errors among the lowest-confidence labels',
+                    [dict(what=k, value=v) for k, v in dm.items()], ['what', 'value'])
+        with open(args.out) as f:
+            payload = json.load(f)
+        payload['data_map'] = dict(dm, noise_rate=args.noise_rate, seed=args.seed)
+        with open(args.out, 'w') as f:
+            json.dump(payload, f, indent=1)
+        return
     out = osp.join(work, 'consolidated')
     opts = [f'train_dataloader.dataset.datasets.{i}.data_root={noisy["root"]}/' for i in (0, 1)]
     subprocess.run([sys.executable, osp.join(REPO, 'tools/consolidate.py'), args.config,
@@ -135,6 +249,13 @@ def main() -> None:
     rows.append(dict(what=f'injected noise flagged ({args.noise_rate:.0%} of labels)',
                      precision=noise['precision_of_flags'], recall=noise['recall'],
                      count=noise['flagged']))
+    retrain = None
+    if args.retrain_epochs > 0:
+        retrain = retrain_study(args.data, noisy['root'], out, work, args.retrain_epochs)
+        for name, v in retrain.items():
+            rows.append(dict(what=f'retrained union RetinaNet on {name} labels: mAP on fully '
+                             f'labelled val (person / animal / mean)',
+                             count=f"{v['person']:.3f} / {v['animal']:.3f} / {v['mean']:.3f}"))
     speed = {}
     for name in ('dt_report', 'dt_data_map'):
         path = osp.join(REPO, 'benchmarks/results', f'{name}.json')
@@ -150,7 +271,7 @@ def main() -> None:
                              ratio=1 + r['overhead_pct'] / 100))
     print_table('data tools on generated data (known missing labels and noise)', rows,
                 ['what', 'precision', 'recall', 'count', 'ratio'])
-    save(args.out, dict(settings=vars(args), pseudo_labels=pr, noise=noise,
+    save(args.out, dict(settings=vars(args), pseudo_labels=pr, noise=noise, retrain=retrain,
                         noise_records={k: len(v) for k, v in noisy['records'].items()}))
 
 

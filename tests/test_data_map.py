@@ -18,6 +18,7 @@ from mmengine.structures import BaseDataElement, InstanceData
 from conftest import PYTHON, REPO, run_tool
 from mtl_plugin.analysis.data_map import RegionRule, score_labels
 from mtl_plugin.engine.hooks import data_map as dm_module
+from mtl_plugin.engine.hooks import data_map_recorder as recorder_module
 from mtl_plugin.engine.hooks.data_map import DataMapHook, DataMapRecorder, gold_confidence
 from tiny_models import TEST_CFG, TRAIN_CFG, backbone_neck, retina
 
@@ -425,7 +426,7 @@ def test_max_samples_subset_and_expected_counts(synthetic_root, tmp_path):
 
 
 def test_recorder_moves_values_in_chunks(monkeypatch):
-    monkeypatch.setattr(dm_module, 'COMPACT', 3)
+    monkeypatch.setattr(recorder_module, 'COMPACT', 3)
     rec = DataMapRecorder()
     for i in range(7):
         rec.record([_det('person', i, 2)], [torch.tensor([i / 10, 0.5])],
