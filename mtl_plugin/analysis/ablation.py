@@ -12,7 +12,6 @@ import csv
 import glob
 import io
 import json
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 from .io import atomic_write as _atomic_write

@@ -18,7 +18,6 @@ import glob
 import importlib
 import io
 import json
-import os
 import os.path as osp
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple

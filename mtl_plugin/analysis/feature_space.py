@@ -13,7 +13,6 @@ is the command line.
 import io
 import json
 import math
-import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 

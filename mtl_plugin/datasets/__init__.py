@@ -1,5 +1,5 @@
 """Datasets, samplers and transforms that know each sample's group."""
-from . import classification  # noqa: F401  (registers modules)
+from .classification import ClsJsonDataset, CocoCropClsDataset, CropInstance, PackClsInputs
 from .group_balanced import GroupBalancedDataset
 from .multi_source import MultiSourceDataset, attach_group
 from .samplers import GroupBatchSampler, InfiniteWeightedGroupSampler, WeightedGroupSampler
@@ -7,5 +7,6 @@ from .transforms import GroupBasedAugmentation
 
 __all__ = [
     'GroupBalancedDataset', 'MultiSourceDataset', 'attach_group', 'GroupBatchSampler',
-    'InfiniteWeightedGroupSampler', 'WeightedGroupSampler', 'GroupBasedAugmentation'
+    'InfiniteWeightedGroupSampler', 'WeightedGroupSampler', 'GroupBasedAugmentation',
+    'ClsJsonDataset', 'CocoCropClsDataset', 'CropInstance', 'PackClsInputs'
 ]

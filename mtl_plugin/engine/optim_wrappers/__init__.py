@@ -1,5 +1,4 @@
 """Optim wrappers and multi-task loss weighting."""
-from . import grad_surgery, loss_weighting  # noqa: F401  (registers modules)
 from .grad_surgery import GradSurgeryOptimWrapper, build_aggregator
 from .loss_weighting import (LossWeighting, MultiTaskLossMixin, MultiTaskModel,
                              attach_loss_weighting, group_losses_by_task)

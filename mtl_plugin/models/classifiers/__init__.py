@@ -1,2 +1,4 @@
 """Classifiers."""
-from . import hierarchical  # noqa: F401  (registers modules)
+from .hierarchical import HierarchicalClassifier
+
+__all__ = ['HierarchicalClassifier']

@@ -12,7 +12,7 @@ from mmengine.config import ConfigDict
 from mmengine.model import ModuleDict
 from mmengine.registry import MODELS
 from mmengine.structures import InstanceData
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...engine.optim_wrappers.loss_weighting import MultiTaskLossMixin
 from .. import heads as _aux_heads  # noqa: F401  (registers DatasetClsHead for aux_head)

@@ -1,6 +1,6 @@
 """``MultiHeadPoseEstimator``: shared top-down backbone, one keypoint head per dataset."""
 import copy
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional, Union
 
 import torch
 from mmengine.config import ConfigDict
