@@ -173,19 +173,19 @@ def retrain_study(data: str, noisy_root: str, consolidated: str, work: str,
     return res
 
 
-def data_map_study(config: str, noisy: dict, work: str, epochs: int) -> dict:
+def data_map_study(config: str, data: str, noisy: dict, work: str, epochs: int) -> dict:
     """Train with DataMapHook on the noisy files; recall of the injected label errors that
     still exist as labels (swaps, shifts) among the lowest-confidence labels."""
     import csv
     env = dict(os.environ, PYTHONPATH=REPO)
     cfg = osp.join(work, 'data_map_cfg.py')
     with open(cfg, 'w') as f:
-        f.write(f"_base_ = ['{config}']\ncustom_hooks = [dict(type='HeadIsolationHook'), "
+        f.write(f"_base_ = ['{osp.abspath(config)}']\ncustom_hooks = [dict(type='HeadIsolationHook'), "
                 "dict(type='DataMapHook')]\n")
     wd = osp.join(work, 'data_map_run')
-    opts = [f'{split}_dataloader.dataset.datasets.{i}.data_root={noisy["root"]}/'
-            for split in ('train', 'val') for i in (0, 1)]
-    opts += [f'val_evaluator.metrics.{g}.ann_file={noisy["root"]}/annotations/{g}_val.json'
+    opts = [f'train_dataloader.dataset.datasets.{i}.data_root={noisy["root"]}/' for i in (0, 1)]
+    opts += [f'val_dataloader.dataset.datasets.{i}.data_root={data}/' for i in (0, 1)]
+    opts += [f'val_evaluator.metrics.{g}.ann_file={data}/annotations/{g}_val.json'
              for g in ('person', 'animal')]
     opts += [f'train_cfg.max_epochs={epochs}']
     subprocess.run([sys.executable, osp.join(REPO, 'tools/train.py'), cfg, '--work-dir', wd,
@@ -226,7 +226,7 @@ def main() -> None:
     work = args.work or tempfile.mkdtemp(prefix='bench_dt_')
     noisy = _noisy_root(args.data, work, args.noise_rate, args.seed)
     if args.data_map_epochs > 0:
-        dm = data_map_study(args.config, noisy, work, args.data_map_epochs)
+        dm = data_map_study(args.config, args.data, noisy, work, args.data_map_epochs)
         print_table('data map: injected label errors among the lowest-confidence labels',
                     [dict(what=k, value=v) for k, v in dm.items()], ['what', 'value'])
         with open(args.out) as f:
