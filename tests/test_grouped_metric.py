@@ -90,3 +90,10 @@ def test_grouped_metric_errors():
         metric.process({}, [dict(group_name='animal')])
     with pytest.raises(KeyError, match='MultiSourceDataset'):
         metric.process({}, [dict(img_id=1)])
+
+
+def test_unknown_metric_names_group_and_fix():
+    from mtl_plugin.evaluation import GroupedMetric
+    with pytest.raises(KeyError, match=r"metric 'NoSuchMetric' of group 'person' is not a "
+                                       r'registered metric'):
+        GroupedMetric(metrics=dict(person=dict(type='NoSuchMetric')))

@@ -51,10 +51,24 @@ class GroupedMetric(BaseMetric):
         self.metrics: 'OrderedDict[str, List[BaseMetric]]' = OrderedDict()
         for group, cfgs in metrics.items():
             cfgs = cfgs if isinstance(cfgs, (list, tuple)) else [cfgs]
-            self.metrics[group] = [m if isinstance(m, BaseMetric) else METRICS.build(m)
+            self.metrics[group] = [m if isinstance(m, BaseMetric) else self._build(group, m)
                                    for m in cfgs]
         self.pred_label_space = pred_label_space
         self._label_space: Optional[LabelSpace] = None
+
+    @staticmethod
+    def _build(group: str, cfg: Any) -> BaseMetric:
+        """Build one group's metric; an unknown type names the group and the fix."""
+        try:
+            return METRICS.build(cfg)
+        except KeyError as err:
+            kind = cfg.get('type') if isinstance(cfg, Mapping) else cfg
+            if 'registry' not in str(err):
+                raise
+            raise KeyError(f'GroupedMetric: metric {kind!r} of group {group!r} is not a '
+                           'registered metric in the current scope; check the spelling, or '
+                           "give its scope (e.g. 'mmdet.CocoMetric', 'mmpose.PCKAccuracy')"
+                           ) from None
 
     @property
     def dataset_meta(self) -> Optional[dict]:
