@@ -33,7 +33,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 from common import print_table, save  # noqa: E402
-from mtl_plugin.analysis.consolidation import _iou, xywh_to_xyxy  # noqa: E402
+from mtl_plugin.analysis.consolidation import box_iou, xywh_to_xyxy  # noqa: E402
 from mtl_plugin.analysis.label_noise import inject_label_noise  # noqa: E402
 
 CLASSES = ('person', 'cat', 'bird')
@@ -70,7 +70,7 @@ def _pseudo_pr(data: str, out: str) -> dict:
             cands = [h for h in hidden if h['image_id'] == p['image_id'] and
                      h['category_id'] == p['category_id'] and h['id'] not in matched]
             if cands:
-                iou = _iou(xywh_to_xyxy([p['bbox']]), xywh_to_xyxy([h['bbox'] for h in cands]))[0]
+                iou = box_iou(xywh_to_xyxy([p['bbox']]), xywh_to_xyxy([h['bbox'] for h in cands]))[0]
                 if iou.max() >= 0.5:
                     tp += 1
                     matched.add(cands[int(iou.argmax())]['id'])
@@ -97,7 +97,7 @@ def _noise_recall(records: dict, data: str, out: str) -> dict:
                 box = xywh_to_xyxy([anns[rec['ann_id']]['bbox']])
                 hit = any(r['kind'] == 'possibly_missing_label' and
                           int(r['image_id']) == rec['image_id'] and
-                          _iou(box, xywh_to_xyxy([[float(v) for v in r['bbox'].split()]]))[0, 0]
+                          box_iou(box, xywh_to_xyxy([[float(v) for v in r['bbox'].split()]]))[0, 0]
                           >= 0.5 for r in mine)
             else:
                 hit = any(r['ann_id'] and int(float(r['ann_id'])) == rec['ann_id'] for r in mine)

@@ -22,6 +22,8 @@ import argparse
 import os.path as osp
 import sys
 
+from mmengine.config import DictAction
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
@@ -47,7 +49,8 @@ def parse_args(argv=None):
     parser.add_argument('--target-precision', type=float, default=0.9)
     parser.add_argument('--review-top', type=int, default=48, help='crops in review.png')
     parser.add_argument('--batch-size', type=int, default=4)
-    parser.add_argument('--cfg-options', nargs='+', default=[])
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override settings of the config, as in tools/train.py')
     return parser.parse_args(argv)
 
 
@@ -77,7 +80,7 @@ def main(argv=None) -> int:
 def _run(args, error) -> int:
     import copy
 
-    from mmengine.config import Config, DictAction  # noqa: F401
+    from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
     import mtl_plugin  # noqa: F401
@@ -95,11 +98,7 @@ def _run(args, error) -> int:
     thresholds = _thresholds(args, error)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
-        opts = {}
-        for item in args.cfg_options:
-            key, value = item.split('=', 1)
-            opts[key] = DictAction._parse_iterable(value)
-        cfg.merge_from_dict(opts)
+        cfg.merge_from_dict(args.cfg_options)
     try:
         srcs = sources_from_config(cfg, args.split)
     except DatasetReportError as e:

@@ -32,7 +32,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from mmdet.evaluation.functional import bbox_overlaps
 
-__all__ = ['ConsolidationError', 'Thresholds', 'consolidate_source', 'tune_thresholds',
+__all__ = ['ConsolidationError', 'Thresholds', 'box_iou', 'consolidate_source', 'tune_thresholds',
            'cleanlab_image_scores', 'xywh_to_xyxy']
 
 #: predictions of one image: ``bboxes`` (N, 4) xyxy, ``scores`` (N,), ``labels`` (N,) int
@@ -70,7 +70,7 @@ def xywh_to_xyxy(boxes: Sequence[Sequence[float]]) -> np.ndarray:
     return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1)
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(len(a), len(b)) IoU of xyxy boxes (zeros when either side is empty)."""
     if len(a) == 0 or len(b) == 0:
         return np.zeros((len(a), len(b)), dtype=np.float32)
@@ -126,7 +126,7 @@ def consolidate_source(coco: dict, classes: Sequence[str], preds: Mapping[int, P
         boxes = np.asarray(pred['bboxes'], np.float32).reshape(-1, 4)
         scores = np.asarray(pred['scores'], np.float32).reshape(-1)
         labels = np.asarray(pred['labels'], np.int64).reshape(-1)
-        iou = _iou(boxes, gt_box)  # (P, G)
+        iou = box_iou(boxes, gt_box)  # (P, G)
         kept = np.zeros((0, 4), np.float32)  # boxes added so far (pseudo and ignore)
         for p in np.argsort(-scores, kind='stable'):
             c = int(labels[p])
@@ -134,7 +134,7 @@ def consolidate_source(coco: dict, classes: Sequence[str], preds: Mapping[int, P
                 continue
             low, high = thresholds.get(classes[c])
             if scores[p] < low or (iou.shape[1] and iou[p].max() >= dup_iou) or \
-                    (len(kept) and _iou(boxes[p:p + 1], kept).max() >= dup_iou):
+                    (len(kept) and box_iou(boxes[p:p + 1], kept).max() >= dup_iou):
                 continue  # never over GT, nor over a higher-scored added box
             kept = np.concatenate([kept, boxes[p:p + 1]])
             x1, y1, x2, y2 = (round(float(v), 2) for v in boxes[p])
@@ -238,7 +238,7 @@ def tune_thresholds(coco_full: dict, classes: Sequence[str], preds: Mapping[int,
         boxes = np.asarray(pred['bboxes'], np.float32).reshape(-1, 4)
         scores = np.asarray(pred['scores'], np.float32).reshape(-1)
         labels = np.asarray(pred['labels'], np.int64).reshape(-1)
-        iou = _iou(boxes, gt_box)
+        iou = box_iou(boxes, gt_box)
         taken = np.zeros(len(gt_box), bool)
         for p in np.argsort(-scores, kind='stable'):
             ok = (gt_cls == labels[p]) & ~taken & (iou[p] >= match_iou if len(gt_box) else False)

@@ -20,6 +20,7 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 from ..heads.gradient_reversal import check_non_negative
+from ..utils import build_with_mmdet_fallback
 
 __all__ = ['CrossStitchUnit', 'CrossStitchNetwork', 'SoftParameterSharing']
 
@@ -31,26 +32,17 @@ def _is_int(x: Any) -> bool:
 
 
 def _build(owner: str, name: str, cfg: Any) -> nn.Module:
-    """Build a module config through the root ``MODELS``, naming the argument in errors.
-
-    An unprefixed type unknown in the current scope (e.g. ``'FPN'`` under
-    ``default_scope='mmengine'``) is retried as ``'mmdet.<type>'`` when MMDetection has it.
-    """
+    """Build a module config (mmdet types found from any scope), naming the argument in
+    errors."""
     if not isinstance(cfg, dict) or 'type' not in cfg:
         raise TypeError(f'{owner}: {name} must be a module config dict with a "type", but got '
                         f'{cfg!r}')
-    cfg = copy.deepcopy(cfg)
     try:
-        return MODELS.build(cfg)
+        return build_with_mmdet_fallback(copy.deepcopy(cfg))
     except KeyError as err:
-        kind = cfg['type']
-        if 'registry' not in str(err) or not isinstance(kind, str):
+        if 'registry' not in str(err):
             raise
-        if '.' not in kind:
-            from mmdet.registry import MODELS as MMDET_MODELS
-            if MMDET_MODELS.get(kind) is not None:
-                return MODELS.build({**cfg, 'type': f'mmdet.{kind}'})
-        raise KeyError(f'{owner}: {name} type {kind!r} is not a registered model in the '
+        raise KeyError(f'{owner}: {name} type {cfg["type"]!r} is not a registered model in the '
                        'current scope; check the spelling, or give the scope explicitly '
                        "(e.g. 'mmdet.FPN')") from err
 
