@@ -32,8 +32,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from mmdet.evaluation.functional import bbox_overlaps
 
-__all__ = ['ConsolidationError', 'Thresholds', 'box_iou', 'consolidate_source', 'tune_thresholds',
-           'cleanlab_image_scores', 'xywh_to_xyxy']
+__all__ = ['ConsolidationError', 'Thresholds', 'box_iou', 'consolidate_source',
+           'tune_thresholds', 'cleanlab_image_scores', 'xywh_to_xyxy']
 
 #: predictions of one image: ``bboxes`` (N, 4) xyxy, ``scores`` (N,), ``labels`` (N,) int
 #: indices into the unified class list
