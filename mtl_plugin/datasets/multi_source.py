@@ -9,7 +9,8 @@ from mmengine.registry import DATASETS
 from mmengine.structures import BaseDataElement
 from torch.utils.data import Dataset
 
-from ..routing import LabelSpace
+from ..groups import Groups, check_group_name
+from ..labels import LabelSpace
 
 GROUP_KEYS = ('group_id', 'group_name')
 
@@ -45,7 +46,8 @@ def _meta(dataset: Any) -> dict:
     return copy.deepcopy(dict(getattr(dataset, 'metainfo', None) or {}))
 
 
-def attach_group(data: Any, group_id: int, group_name: str) -> Any:
+def attach_group(data: Any, group_id: int, group_name: str,
+                 extra: Optional[Mapping[str, Any]] = None) -> Any:
     """Set ``group_id`` / ``group_name`` on the data samples of one packed sample.
 
     Stock packers (``PackDetInputs``, ``PackPoseInputs``) keep only their ``meta_keys``,
@@ -56,17 +58,22 @@ def attach_group(data: Any, group_id: int, group_name: str) -> Any:
         data (Any): Output of a dataset pipeline, usually ``dict(inputs, data_samples)``.
         group_id (int): The group's integer id.
         group_name (str): The group's name.
+        extra (Mapping, optional): More metainfo to set (``MultiSourceDataset`` adds
+            ``groups``, the dataset's ``{name: id}``, and ``label_space``, the serialised
+            :class:`LabelSpace`, so that a model meets the dataset's groups and label
+            spaces with every batch, with no hook). Defaults to None.
 
     Returns:
         Any: ``data``, with the group set on every ``BaseDataElement`` it holds.
     """
+    meta = dict(extra or {}, group_id=group_id, group_name=group_name)
     if isinstance(data, dict):
         samples = data.get('data_samples')
         for sample in samples if isinstance(samples, (list, tuple)) else [samples]:
             if isinstance(sample, BaseDataElement):
-                sample.set_metainfo(dict(group_id=group_id, group_name=group_name))
+                sample.set_metainfo(meta)
             elif isinstance(sample, dict):
-                sample.update(group_id=group_id, group_name=group_name)
+                sample.update(meta)
     return data
 
 
@@ -143,9 +150,7 @@ class MultiSourceDataset(Dataset):
             raise TypeError(f'datasets[{pos}] must be a dataset config with "type" and '
                             '"group_name", or dict(group_name=..., dataset=...), '
                             f'but got {entry!r}')
-        if not isinstance(name, str) or not name:
-            raise ValueError(f'datasets[{pos}] has no group_name: add group_name="<name>" '
-                             f'to it (got {name!r})')
+        check_group_name(name, f'datasets[{pos}]')
         if isinstance(gid, bool) or not isinstance(gid, (int, np.integer)) or gid < 0:
             raise ValueError(f'datasets[{pos}] ("{name}") group_id must be an int >= 0, '
                              f'but got {gid!r}')
@@ -195,6 +200,9 @@ class MultiSourceDataset(Dataset):
             if pipeline is not None and hasattr(pipeline, 'transforms'):
                 pipeline.transforms.insert(0, _InjectGroup(gid, name, label_map))
         self._metainfo = self._build_metainfo()
+        self._sample_meta = dict(groups=self.groups.to_dict())
+        if self.unified_space is not None:
+            self._sample_meta['label_space'] = self.unified_space.to_dict()
         self._fully_initialized = True
 
     def _build_label_space(self) -> Optional[LabelSpace]:
@@ -228,6 +236,7 @@ class MultiSourceDataset(Dataset):
             meta = copy.deepcopy(group_meta[self.group_names[0]])
         if self.unified_space is not None:
             meta['unified_classes'] = self.unified_space.unified_classes
+            meta['label_spaces'] = self.unified_space.to_dict()
         meta.update(group_names=tuple(self.group_names),
                     group_name_to_id=dict(zip(self.group_names, self.group_id_list)),
                     group_metainfo=group_meta,
@@ -250,6 +259,11 @@ class MultiSourceDataset(Dataset):
         return meta
 
     # ------------------------------------------------------------------ access
+    @property
+    def groups(self) -> Groups:
+        """The dataset's groups (name <-> id), for every group-keyed setting."""
+        return Groups(self.group_names, self.group_id_list)
+
     @property
     def group_ids(self) -> np.ndarray:
         """Group id of every sample, shape (N,), int64; read from annotations only."""
@@ -303,7 +317,8 @@ class MultiSourceDataset(Dataset):
         pos, local = self.locate(idx)
         # the source's own __getitem__ keeps its refetch-on-None logic (within the group)
         data = self.datasets[pos][local]
-        return attach_group(data, self.group_id_list[pos], self.group_names[pos])
+        return attach_group(data, self.group_id_list[pos], self.group_names[pos],
+                            self._sample_meta)
 
     def __repr__(self) -> str:
         groups = ', '.join(f'{n}(id={i})' for n, i in zip(self.group_names, self.group_id_list))

@@ -7,7 +7,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from mmengine.evaluator import BaseMetric, Evaluator
 from mmengine.registry import EVALUATOR, METRICS
 
-from ..routing import LabelSpace, get_group_name
+from ..labels import LabelSpace
+from ..routing import get_group_name
 
 
 @METRICS.register_module()

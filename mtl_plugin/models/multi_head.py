@@ -11,7 +11,8 @@ import torch
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
-from ..routing import LabelSpace, get_group_name
+from ..labels import LabelSpace
+from ..routing import get_group_name
 
 
 class MultiHeadMixin:

@@ -15,7 +15,7 @@ import tiny_models
 from conftest import PYTHON, REPO, run_tool
 from mtl_plugin.analysis.feature_space import (FeatureSpaceError, cluster_metrics, domain_gap,
                                                extract_features, fisher_ratio, pick_indices)
-from mtl_plugin.routing import LabelSpace
+from mtl_plugin.labels import LabelSpace
 
 TOOL = osp.join(REPO, 'tools', 'analysis', 'feature_space.py')
 

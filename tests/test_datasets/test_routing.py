@@ -2,7 +2,8 @@ import pytest
 import torch
 from mmengine.structures import BaseDataElement
 
-from mtl_plugin.routing import LabelSpace, get_group_name, split_by_group
+from mtl_plugin.labels import LabelSpace
+from mtl_plugin.routing import get_group_name, split_by_group
 
 
 def _sample(group):

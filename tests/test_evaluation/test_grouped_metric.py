@@ -8,7 +8,7 @@ from mmengine.registry import EVALUATOR, METRICS, init_default_scope
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from mtl_plugin.routing import LabelSpace
+from mtl_plugin.labels import LabelSpace
 
 GROUPS = dict(person=('person', ), animal=('cat', 'bird'))
 
