@@ -13,6 +13,7 @@ PYTHON = sys.executable
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'real_data: needs ../shared/data/real')
+    config.addinivalue_line('markers', 'slow: Runner / subprocess / DDP runs (skip with -m "not slow")')
 
 
 @pytest.fixture(scope='session')

@@ -203,6 +203,10 @@ class MultiSourceDataset(Dataset):
         self._sample_meta = dict(groups=self.groups.to_dict())
         if self.unified_space is not None:
             self._sample_meta['label_space'] = self.unified_space.to_dict()
+        keypoints = {n: _meta(d).get('num_keypoints') for n, d in
+                     zip(self.group_names, self.datasets)}
+        if all(k is not None for k in keypoints.values()):
+            self._sample_meta['group_num_keypoints'] = keypoints
         self._fully_initialized = True
 
     def _build_label_space(self) -> Optional[LabelSpace]:

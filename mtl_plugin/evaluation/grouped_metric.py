@@ -87,7 +87,9 @@ class GroupedMetric(BaseMetric):
             for metric in metrics:
                 metric.dataset_meta = group_meta.get(group, dataset_meta)
         self._label_space = None
-        if group_meta and all(m.get('classes') for m in group_meta.values()):
+        if dataset_meta.get('label_spaces'):  # the dataset's own, with its class_mapping
+            self._label_space = LabelSpace.from_dict(dataset_meta['label_spaces'])
+        elif group_meta and all(m.get('classes') for m in group_meta.values()):
             self._label_space = LabelSpace(
                 {g: m['classes'] for g, m in group_meta.items()},
                 dataset_meta.get('unified_classes'))

@@ -1,16 +1,27 @@
 """What every multi-head model shares: head checks, routing, label spaces, isolation info.
 
 Used by ``MultiHeadDetector`` and ``MultiHeadPoseEstimator``; the batch splitting itself
-lives in :mod:`mtl_plugin.routing`.
+lives in :mod:`mtl_plugin.routing`, label spaces in :mod:`mtl_plugin.labels`.
+
+The model owns what it needs to be correct. Its groups and label spaces come from its
+config (``head_classes``, ``unified_classes``, ``class_mapping``), from its checkpoint
+(they are the module's extra state, so they travel in every ``state_dict``), and from
+what it meets: every sample of a ``MultiSourceDataset`` carries the dataset's
+``groups`` and serialised ``label_space`` in its metainfo, and ``dataset_meta``
+(set by mmdet's ``init_detector`` / ``DetInferencer`` from a checkpoint's meta) carries
+the same. The heads-vs-groups checks run the first time the model meets them, in
+training, validation, testing or inference, whatever hooks are configured.
 """
 import copy
+import json
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Set
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
 
 import torch
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
+from ..groups import Groups
 from ..labels import LabelSpace
 from ..routing import get_group_name
 
@@ -18,10 +29,8 @@ from ..routing import get_group_name
 class MultiHeadMixin:
     """Routing and label-space bookkeeping for models with one head per group.
 
-    Subclasses build ``self.heads`` (an ``nn.ModuleDict``) and call
-    :meth:`init_routing`. Setting ``model.dataset_meta`` (done by
-    :class:`HeadIsolationHook` before training / testing, and by mmdet's
-    ``init_detector`` from a checkpoint) validates the heads against the dataset's groups.
+    Subclasses build ``self.heads`` (an ``nn.ModuleDict``), call :meth:`init_routing`,
+    and call :meth:`meet` with the data samples at the start of ``loss`` / ``predict``.
     """
 
     heads: nn.ModuleDict
@@ -55,7 +64,8 @@ class MultiHeadMixin:
 
     def init_routing(self, group_to_head: Optional[Dict[str, str]],
                      head_classes: Optional[Dict[str, Sequence[str]]],
-                     unified_classes: Optional[Sequence[str]]) -> None:
+                     unified_classes: Optional[Sequence[str]],
+                     class_mapping: Optional[Dict[str, Dict[str, str]]] = None) -> None:
         """Store the routing settings; label spaces are built once groups are known."""
         heads = list(self.heads)
         if group_to_head is not None:
@@ -71,7 +81,11 @@ class MultiHeadMixin:
         self.group_to_head = dict(group_to_head) if group_to_head else None
         self._explicit_head_classes = dict(head_classes) if head_classes else None
         self._unified_classes = tuple(unified_classes) if unified_classes else None
+        self._class_mapping = ({g: dict(m) for g, m in class_mapping.items()}
+                               if class_mapping else None)
         self._group_classes: Dict[str, tuple] = {}
+        self._groups: Optional[Groups] = None
+        self._met: Dict[str, Any] = {}  # what the model last adopted from data / meta
         self._space: Optional[LabelSpace] = None
         self._active_heads: Set[str] = set()
         self._dataset_meta: Optional[dict] = None
@@ -130,22 +144,108 @@ class MultiHeadMixin:
 
     @property
     def dataset_meta(self) -> Optional[dict]:
-        """Meta of the dataset the model serves; setting it validates heads vs groups."""
+        """Meta of the dataset the model serves; setting it adopts its groups and label
+        spaces and validates the heads against them (mmdet's ``init_detector`` and
+        ``DetInferencer`` set it from a checkpoint's meta)."""
         return self._dataset_meta
 
     @dataset_meta.setter
     def dataset_meta(self, meta: Optional[dict]) -> None:
         self._dataset_meta = copy.deepcopy(meta)
-        group_meta = (meta or {}).get('group_metainfo') or {}
-        self._group_classes = {g: tuple(m.get('classes') or ()) for g, m in group_meta.items()}
-        for group, gmeta in group_meta.items():
+        meta = meta or {}
+        group_meta = meta.get('group_metainfo') or {}
+        space = meta.get('label_spaces')
+        if space is None and group_meta and all(m.get('classes') for m in group_meta.values()):
+            space = dict(group_classes={g: list(m['classes']) for g, m in group_meta.items()},
+                         unified_classes=list(meta.get('unified_classes') or meta.get(
+                             'classes') or []) or None)
+        sizes = {g: m['num_keypoints'] for g, m in group_meta.items() if 'num_keypoints' in m}
+        self.adopt(groups=meta.get('group_name_to_id'), label_space=space,
+                   group_num_keypoints=sizes or None)
+
+    def meet(self, data_samples: Sequence) -> None:
+        """Adopt the groups / label space that the samples carry, when they are new.
+
+        Every sample of a ``MultiSourceDataset`` carries ``groups``, ``label_space`` and
+        (pose) ``group_num_keypoints`` in its metainfo; samples without them (a plain
+        test set, an inferencer) leave the model as it is.
+        """
+        if not data_samples:
+            return
+        first = data_samples[0]
+        meta = first if isinstance(first, Mapping) else first.metainfo
+        seen = {k: meta.get(k) for k in ('groups', 'label_space', 'group_num_keypoints')}
+        if any(v is not None for v in seen.values()) and seen != self._met:
+            self.adopt(seen['groups'], seen['label_space'], seen['group_num_keypoints'])
+
+    def adopt(self, groups: Optional[Mapping[str, int]] = None,
+              label_space: Optional[Mapping[str, Any]] = None,
+              group_num_keypoints: Optional[Mapping[str, int]] = None) -> None:
+        """Take a dataset's groups and label spaces, checking the heads against them.
+
+        Args:
+            groups (Mapping[str, int], optional): The dataset's ``{name: id}``.
+            label_space (Mapping, optional): A serialised :class:`LabelSpace`
+                (``group_classes``, ``unified_classes``, ``class_mapping``).
+            group_num_keypoints (Mapping[str, int], optional): Keypoints per group.
+
+        Raises:
+            KeyError: A group with no head.
+            ValueError: A head whose number of outputs disagrees with its dataset.
+        """
+        space = dict(label_space) if label_space else {}
+        group_classes = {g: tuple(c) for g, c in (space.get('group_classes') or {}).items()}
+        names = list(groups or {}) or list(group_classes) or list(group_num_keypoints or {})
+        for group in names:
             head = self.head_of(group)  # raises for a group with no head
-            need, have = self.group_num_outputs(gmeta), self.head_num_outputs(self.heads[head])
-            if need is not None and have is not None and len(self.groups_of_head(head)) == 1 \
-                    and need != have:
-                raise ValueError(f'head "{head}" predicts {have} outputs but its dataset '
-                                 f'"{group}" has {need} ({gmeta.get("classes")}); set '
-                                 f'heads["{head}"].num_classes / out_channels to {need}')
+            gmeta: Dict[str, Any] = {}
+            if group in group_classes:
+                gmeta['classes'] = group_classes[group]
+            if group_num_keypoints and group in group_num_keypoints:
+                gmeta['num_keypoints'] = group_num_keypoints[group]
+            self._check_head_outputs(head, group, gmeta, names)
+        if groups:
+            self._groups = Groups.from_dict(groups)
+        self._group_classes.update(group_classes)
+        self._met = copy.deepcopy(dict(groups=dict(groups) if groups else None,
+                                       label_space=dict(label_space) if label_space else None,
+                                       group_num_keypoints=dict(group_num_keypoints)
+                                       if group_num_keypoints else None))
+        self._space = None
+
+    def _check_head_outputs(self, head: str, group: str, gmeta: dict,
+                            groups: Sequence[str]) -> None:
+        need, have = self.group_num_outputs(gmeta), self.head_num_outputs(self.heads[head])
+        sharing = [g for g in groups if self.head_of(g) == head]
+        if need is not None and have is not None and len(sharing) == 1 and need != have:
+            raise ValueError(f'head "{head}" predicts {have} outputs but its dataset '
+                             f'"{group}" has {need} ({gmeta.get("classes")}); set '
+                             f'heads["{head}"].num_classes / out_channels to {need}')
+
+    @property
+    def groups(self) -> Optional[Groups]:
+        """The groups the model was trained / evaluated on (None before it met any)."""
+        return self._groups
+
+    # the model's own record of groups and label spaces: part of every state_dict
+    # (a uint8 tensor of JSON, so that state-dict consumers see tensors only)
+    def get_extra_state(self) -> Tensor:
+        """Groups and label spaces the model adopted, as a uint8 tensor of JSON."""
+        state = dict(version=1, met=self._met, group_classes={
+            g: list(c) for g, c in self._group_classes.items()})
+        return torch.tensor(list(json.dumps(state).encode()), dtype=torch.uint8)
+
+    def set_extra_state(self, state: Any) -> None:
+        """Restore what :meth:`get_extra_state` saved (and re-check the heads)."""
+        if isinstance(state, Tensor):
+            state = json.loads(bytes(state.tolist()).decode())
+        if not isinstance(state, Mapping) or state.get('version') != 1:
+            return  # not ours (or from a future version): keep what the model has
+        met = state.get('met') or {}
+        if any(met.get(k) for k in ('groups', 'label_space', 'group_num_keypoints')):
+            self.adopt(met.get('groups'), met.get('label_space'), met.get('group_num_keypoints'))
+        self._group_classes.update({g: tuple(c) for g, c in
+                                    (state.get('group_classes') or {}).items()})
         self._space = None
 
     def head_classes(self) -> Dict[str, tuple]:
@@ -172,11 +272,29 @@ class MultiHeadMixin:
     def label_space(self) -> LabelSpace:
         """Heads' label spaces mapped into the unified one (built lazily)."""
         if self._space is None:
-            unified = self._unified_classes
-            if unified is None and self._dataset_meta and self._group_classes:
-                unified = self._dataset_meta.get('classes')
-            self._space = LabelSpace(self.head_classes(), unified)
+            heads = self.head_classes()
+            met = self._met.get('label_space') or {}
+            mapping = self._class_mapping if self._class_mapping is not None else {
+                g: m for g, m in (met.get('class_mapping') or {}).items() if g in heads}
+            mapping = self._head_class_mapping(mapping)
+            unified = self._unified_classes or met.get('unified_classes')
+            try:
+                self._space = LabelSpace(heads, unified, mapping)
+            except ValueError:
+                if self._unified_classes:  # the user's unified classes must cover the heads
+                    raise
+                # the dataset met covers only some heads: the heads' own ordered union
+                self._space = LabelSpace(heads, None, mapping)
         return self._space
+
+    def _head_class_mapping(self, mapping: Mapping[str, Mapping[str, str]]
+                            ) -> Dict[str, Dict[str, str]]:
+        """A per-group ``class_mapping`` as per-head (a head takes its groups' renames)."""
+        out: Dict[str, Dict[str, str]] = {}
+        for key, renames in mapping.items():
+            head = key if key in self.heads else self.head_of(key)
+            out.setdefault(head, {}).update(renames)
+        return out
 
     def head_to_unified(self, head: str, labels: Tensor) -> Tensor:
         """Map a head's labels (N,) into the unified label space (N,)."""

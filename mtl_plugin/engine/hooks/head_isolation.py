@@ -30,9 +30,8 @@ class HeadIsolationHook(Hook):
     decay move the parameters. Under DDP the model must be wrapped with
     ``find_unused_parameters=True`` (checked here before training starts).
 
-    It also hands the dataloader's ``metainfo`` to the model before training, validation
-    and testing, so that heads are checked against the dataset's groups (a group with no
-    head, a head whose ``num_classes`` disagrees with its dataset) before any step.
+    It only isolates: label spaces and the heads-vs-groups checks belong to the model,
+    which adopts them from the samples it meets (and its checkpoint), hook or no hook.
 
     Args:
         check_ddp (bool): Fail early when DDP lacks ``find_unused_parameters``.
@@ -54,16 +53,9 @@ class HeadIsolationHook(Hook):
                             f'MultiHeadPoseEstimator), but got {type(model).__name__}')
         return model
 
-    @staticmethod
-    def _give_meta(model: nn.Module, loader) -> None:
-        meta = getattr(getattr(loader, 'dataset', None), 'metainfo', None)
-        if meta is not None:
-            model.dataset_meta = meta
-
     def before_train(self, runner) -> None:
-        """Check heads vs. datasets and DDP settings; hook into the optimizer(s)."""
+        """Check the DDP settings; hook into the optimizer(s)."""
         model = self._unwrap(runner)
-        self._give_meta(model, runner.train_dataloader)
         if self.check_ddp and is_model_wrapper(runner.model) and \
                 isinstance(runner.model, nn.parallel.DistributedDataParallel) and \
                 not runner.model.find_unused_parameters:
@@ -77,14 +69,6 @@ class HeadIsolationHook(Hook):
             handle.remove()
         self._handles = [w.optimizer.register_step_pre_hook(self._before_step)
                          for w in wrappers]
-
-    def before_val(self, runner) -> None:
-        """Hand the validation dataset's meta to the model (label spaces, checks)."""
-        self._give_meta(self._unwrap(runner), runner.val_dataloader)
-
-    def before_test(self, runner) -> None:
-        """Hand the test dataset's meta to the model (label spaces, checks)."""
-        self._give_meta(self._unwrap(runner), runner.test_dataloader)
 
     def after_train(self, runner) -> None:
         """Remove the optimizer pre-hooks."""

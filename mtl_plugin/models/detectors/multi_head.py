@@ -84,7 +84,10 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
         head_classes (dict, optional): Head name -> class names. Defaults to the classes
             of the groups mapped to it (from the dataset's metainfo).
         unified_classes (Sequence[str], optional): Unified label space. Defaults to the
-            ordered union of the heads' classes.
+            dataset's (when it covers every head), else the ordered union of the heads'
+            classes.
+        class_mapping (dict, optional): Per group (or head), class name -> unified name
+            (``{'animal': {'human': 'person'}}``). Defaults to the dataset's.
         partial_label_masking (bool): Block the gradient of classes a sample's dataset
             does not annotate (for heads shared by several groups). Defaults to True.
         aux_head (dict, optional): Auxiliary head trained on the features of the whole
@@ -115,6 +118,7 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
                  group_to_head: Optional[Dict[str, str]] = None,
                  head_classes: Optional[Dict[str, Sequence[str]]] = None,
                  unified_classes: Optional[Sequence[str]] = None,
+                 class_mapping: Optional[Dict[str, Dict[str, str]]] = None,
                  partial_label_masking: bool = True,
                  aux_head: Optional[CfgDict] = None,
                  loss_weighting: Optional[CfgDict] = None,
@@ -149,7 +153,7 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
             cfg.update(train_cfg=head_train[name], test_cfg=head_test[name])
             built[name] = self.build_head(name, cfg)
         self.heads = ModuleDict(built)  # mmengine's: init_weights reaches every head
-        self.init_routing(group_to_head, head_classes, unified_classes)
+        self.init_routing(group_to_head, head_classes, unified_classes, class_mapping)
         self.partial_label_masking = partial_label_masking
         self.aux_head = MODELS.build(aux_head) if aux_head is not None else None
         self._check_per_head_neck()
@@ -203,6 +207,7 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> dict:
         """Losses of each head on its own samples, keys prefixed ``<head>.`` (and the
         auxiliary head's on the whole batch, prefixed ``aux.``)."""
+        self.meet(batch_data_samples)
         x = self.extract_feat(batch_inputs)
         losses: dict = {}
         proposals = None
@@ -289,6 +294,7 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:
         """Merged (all heads) or routed predictions in the unified label space."""
+        self.meet(batch_data_samples)
         x = self.extract_feat(batch_inputs)
         proposals = None
         if self.rpn_head is not None:

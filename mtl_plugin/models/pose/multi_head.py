@@ -110,6 +110,7 @@ class MultiHeadPoseEstimator(MultiTaskLossMixin, MultiHeadMixin, BaseModel):
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """Losses of each head on its own samples, keys prefixed ``<head>.`` (and the
         auxiliary head's on the whole batch, prefixed ``aux.``)."""
+        self.meet(data_samples)
         feats = self.extract_feat(inputs)
         losses = {}
         for head_name, idx in self.route(data_samples).items():
@@ -126,6 +127,7 @@ class MultiHeadPoseEstimator(MultiTaskLossMixin, MultiHeadMixin, BaseModel):
 
     def predict(self, inputs: Tensor, data_samples: SampleList) -> SampleList:
         """Each sample predicted by its group's head (optionally with flip test)."""
+        self.meet(data_samples)
         feats = self.extract_feat(inputs)
         if self.test_cfg.get('flip_test', False):
             feats = [feats, self.extract_feat(inputs.flip(-1))]
