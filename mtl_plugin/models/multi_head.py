@@ -195,7 +195,8 @@ class MultiHeadMixin:
         """
         space = dict(label_space) if label_space else {}
         group_classes = {g: tuple(c) for g, c in (space.get('group_classes') or {}).items()}
-        names = list(groups or {}) or list(group_classes) or list(group_num_keypoints or {})
+        names = list(OrderedDict.fromkeys([*(groups or {}), *group_classes,
+                                           *(group_num_keypoints or {})]))
         for group in names:
             head = self.head_of(group)  # raises for a group with no head
             gmeta: Dict[str, Any] = {}

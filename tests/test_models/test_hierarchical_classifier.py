@@ -442,7 +442,7 @@ def test_runner_trains_and_validates(cls_root, tmp_path, grl):
         metrics = runner.val()
     model = runner.model
     assert runner.iter == 2 and model.dataset_head.gradient_reversal is grl
-    assert model.dataset_meta['group_name_to_id'] == dict(person=0, animal=1)
+    assert model.groups.to_dict() == dict(person=0, animal=1)  # met in the samples, no hook
     scalars = runner.message_hub.log_scalars
     assert {'train/person.loss_cls', 'train/animal.loss_cls',
             'train/dataset.loss_dataset_cls'} <= set(scalars)

@@ -20,7 +20,7 @@ import copy
 import math
 import numbers
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Set, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -30,8 +30,8 @@ from mmengine.structures import BaseDataElement
 from torch import Tensor, nn
 
 from ...engine.optim_wrappers.loss_weighting import MultiTaskLossMixin
-from ...routing import split_by_group
 from ..heads import DatasetClsHead
+from ..multi_head import MultiHeadMixin
 from ..utils import build_with_mmdet_fallback
 
 __all__ = ['HierarchicalClassifier']
@@ -60,7 +60,7 @@ def _class_head(name: str, cfg: Any, in_channels: int) -> nn.Module:
 
 
 @MODELS.register_module()
-class HierarchicalClassifier(MultiTaskLossMixin, BaseModel):
+class HierarchicalClassifier(MultiTaskLossMixin, MultiHeadMixin, BaseModel):
     """Shared backbone, a dataset classifier, and one class head per dataset (group).
 
     Every training sample carries ``group_name`` / ``group_id`` (from
@@ -88,9 +88,10 @@ class HierarchicalClassifier(MultiTaskLossMixin, BaseModel):
     ``pred_score`` of the predicted group instead.
 
     Group ids: the dataset head's class of a group is ``dataset_head.group_ids`` applied to
-    the group's id. Ids come from ``dataset_meta['group_name_to_id']`` once the dataset
-    meta is set (``HeadIsolationHook`` does it before training and testing); before
-    that, the id of a group is its position in ``heads`` (``MultiSourceDataset``'s
+    the group's id. Ids come from the dataset's groups, which the model adopts from the
+    samples it meets (``MultiSourceDataset`` puts them in every sample's metainfo) or from
+    ``dataset_meta['group_name_to_id']``, and keeps in its checkpoint; before that, the id
+    of a group is its position in ``heads`` (``MultiSourceDataset``'s
     default ids when its sources are listed in the same order). A training sample whose
     ``group_id`` disagrees is an error.
 
@@ -131,9 +132,7 @@ class HierarchicalClassifier(MultiTaskLossMixin, BaseModel):
         in_channels = self.dataset_head.level_channels[0]
         self.heads = ModuleDict(OrderedDict(
             (name, _class_head(name, cfg, in_channels)) for name, cfg in heads.items()))
-        self._group_name_to_id: Dict[str, int] = {n: i for i, n in enumerate(self.heads)}
-        self._dataset_meta: Optional[dict] = None
-        self._active_heads: Set[str] = set()
+        self.init_routing(None, None, None)
         self.data_map_recorder = None
         self.init_loss_weighting(loss_weighting)  # last: it reads loss_task_names()
 
@@ -190,29 +189,28 @@ class HierarchicalClassifier(MultiTaskLossMixin, BaseModel):
         self._alpha = float(value)
 
     @property
-    def dataset_meta(self) -> Optional[dict]:
-        """Meta of the dataset; setting it checks the heads against its groups."""
-        return self._dataset_meta
+    def _group_name_to_id(self) -> Dict[str, int]:
+        """Group name -> id: the dataset's once met, else the position in ``heads``."""
+        ids = {n: i for i, n in enumerate(self.heads)}
+        if self.groups is not None:
+            ids.update({g: i for g, i in self.groups.to_dict().items() if g in self.heads})
+        return ids
 
-    @dataset_meta.setter
-    def dataset_meta(self, meta: Optional[dict]) -> None:
-        meta = copy.deepcopy(meta) or {}
-        group_meta = meta.get('group_metainfo') or {}
-        for group, gmeta in group_meta.items():
-            self.head_of(group)
-            classes = (gmeta or {}).get('classes')
-            have = self.heads[group].num_classes
-            if classes is not None and len(classes) != have:
-                raise ValueError(f'heads["{group}"].num_classes is {have} but dataset "{group}" '
-                                 f'has {len(classes)} classes {tuple(classes)}; set '
-                                 f'heads["{group}"].num_classes={len(classes)}')
-        name_to_id = meta.get('group_name_to_id')
-        if name_to_id:
-            ids = dict(self._group_name_to_id)
-            ids.update({g: int(i) for g, i in name_to_id.items() if g in self.heads})
+    def adopt(self, groups=None, label_space=None, group_num_keypoints=None) -> None:
+        """See :meth:`MultiHeadMixin.adopt`; also checks the ids against the dataset head."""
+        if groups:
+            ids = {n: i for i, n in enumerate(self.heads)}
+            ids.update({g: int(i) for g, i in groups.items() if g in self.heads})
             self._check_group_ids(ids)
-            self._group_name_to_id = ids
-        self._dataset_meta = meta
+        super().adopt(groups, label_space, group_num_keypoints)
+
+    def _check_head_outputs(self, head: str, group: str, gmeta: dict, groups) -> None:
+        classes = gmeta.get('classes')
+        have = self.heads[head].num_classes
+        if classes is not None and len(classes) != have:
+            raise ValueError(f'heads["{group}"].num_classes is {have} but dataset "{group}" '
+                             f'has {len(classes)} classes {tuple(classes)}; set '
+                             f'heads["{group}"].num_classes={len(classes)}')
 
     def _check_group_ids(self, ids: Dict[str, int]) -> None:
         table = self.dataset_head.group_to_class
@@ -231,20 +229,11 @@ class HierarchicalClassifier(MultiTaskLossMixin, BaseModel):
     def group_of_class(self, cls: int) -> str:
         """Group name of the dataset head's class ``cls``."""
         table = self.dataset_head.group_to_class
+        ids = self._group_name_to_id
         for name in self.heads:
-            if table.get(self._group_name_to_id[name]) == cls:
+            if table.get(ids[name]) == cls:
                 return name
-        raise KeyError(f'dataset head class {cls} maps to no group of {self._group_name_to_id}')
-
-    # ------------------------------------------------------------------ HeadIsolationHook
-    def head_modules(self) -> Dict[str, nn.Module]:
-        """Group name -> class head (for :class:`HeadIsolationHook`)."""
-        return dict(self.heads.items())
-
-    def consume_active_heads(self) -> Set[str]:
-        """Heads that ran a training forward since the last call (then forgets them)."""
-        active, self._active_heads = self._active_heads, set()
-        return active
+        raise KeyError(f'dataset head class {cls} maps to no group of {ids}')
 
     # ------------------------------------------------------------------ forward
     def extract_feat(self, inputs: Tensor) -> Tensor:
@@ -287,8 +276,8 @@ class HierarchicalClassifier(MultiTaskLossMixin, BaseModel):
         if gid is not None and int(gid) != self._group_name_to_id[group]:
             raise ValueError(f'sample of group "{group}" has group_id={int(gid)}, but the model '
                              f'maps the groups to ids {self._group_name_to_id}: list heads in the '
-                             'order of the dataset\'s sources, or set model.dataset_meta '
-                             '(HeadIsolationHook does)')
+                             'order of the dataset\'s sources, or train on a MultiSourceDataset '
+                             '(its samples carry the groups)')
 
     @staticmethod
     def _gt_label(sample: BaseDataElement, group: str, num_classes: int) -> int:
@@ -317,8 +306,9 @@ class HierarchicalClassifier(MultiTaskLossMixin, BaseModel):
             raise ValueError(f'dataset_head.loss_weight is {self.dataset_head.loss_weight}, but '
                              'must stay 1: schedule model.alpha instead')
         # check groups, ids and labels before running the backbone
+        self.meet(data_samples)
         plan = OrderedDict()
-        for group, idx in split_by_group(data_samples).items():
+        for group, idx in self.route(data_samples).items():
             head = self.heads[self.head_of(group)]
             for i in idx:
                 self._check_group_id(data_samples[i], group)
@@ -338,8 +328,6 @@ class HierarchicalClassifier(MultiTaskLossMixin, BaseModel):
             with torch.no_grad():
                 p_gold[index] = logits.softmax(1).gather(1, target[:, None])[:, 0]
                 correct[index] = logits.argmax(1) == target
-            if self.training:
-                self._active_heads.add(group)
         dataset = self.dataset_head.loss(pooled, data_samples)
         losses[f'{DATASET_KEY}.loss_dataset_cls'] = self._alpha * dataset['loss_dataset_cls']
         losses[f'{DATASET_KEY}.acc_dataset_cls'] = dataset['acc_dataset_cls']
@@ -363,6 +351,7 @@ class HierarchicalClassifier(MultiTaskLossMixin, BaseModel):
         Returns:
             list[BaseDataElement]: The samples with the ``pred_*`` fields set.
         """
+        self.meet(data_samples or [])
         logits = self._forward(inputs)
         batch = inputs.shape[0]
         if data_samples is None:
