@@ -88,3 +88,16 @@ def test_pose_keypoint_mismatch_is_reported(pose_setup):
     with pytest.raises(ValueError, match=r'head "animal" predicts 20 outputs but its dataset '
                                          r'"animal" has 17'):
         model.dataset_meta = dataset.metainfo
+
+
+def test_pose_keypoint_mismatch_is_caught_from_the_samples_without_a_hook(pose_setup):
+    """The samples carry each group's keypoint count: the first forward checks the heads."""
+    cfg, dataset = pose_setup
+    heads = copy.deepcopy(cfg.model.heads)
+    heads.animal.out_channels = 20
+    model = _model(cfg, heads=heads)
+    data = _batch(dataset, 1)
+    assert data['data_samples'][0].metainfo['group_num_keypoints'] == dict(person=17, animal=17)
+    with pytest.raises(ValueError, match=r'head "animal" predicts 20 outputs but its dataset '
+                                         r'"animal" has 17'):
+        model.test_step(data)
