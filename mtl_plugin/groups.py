@@ -100,9 +100,9 @@ def normalize_group_key(key: Any, what: str, owner: str,
             raise ValueError(f'{owner}: {what} key {key!r} is a negative group id; ids are >= 0')
         return int(key)
     if not isinstance(key, str):
-        raise TypeError(f'{owner}: {what} keys must be group ids (int) or group names (str), '
-                        f"e.g. {{1: 2.0}} or {{'animal': 2.0}}, but got {key!r} "
-                        f'({type(key).__name__})')
+        raise TypeError(f'{owner}: {what} key {key!r} ({type(key).__name__}) is not a group: '
+                        'keys must be group ids (int) or group names (str), '
+                        f"e.g. {{1: 2.0}} or {{'animal': 2.0}}, but got {key!r}")
     text = key.strip()
     if text.isdigit():
         return int(text)
@@ -349,9 +349,9 @@ class GroupKeyed:
                 continue
             gid = groups.resolve(raw, self.what, self.owner)
             if gid in by_id:
-                raise ValueError(f'{self.owner}: {self.what} lists group '
-                                 f'{groups.name_of(gid)!r} (id {gid}) twice, as '
-                                 f'{written[gid]!r} and {raw!r}; keep one')
+                raise ValueError(f'{self.owner}: group {groups.name_of(gid)!r} (id {gid}) is '
+                                 f'listed twice in {self.what}, as {written[gid]!r} and '
+                                 f'{raw!r} (by id and by name); keep one')
             by_id[gid], written[gid] = val, raw
         self._bound = (groups, by_id, default)
         return by_id, default
