@@ -295,32 +295,72 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
                 rescale: bool = True) -> SampleList:
         """Merged (all heads) or routed predictions in the unified label space."""
         self.meet(batch_data_samples)
-        x = self.extract_feat(batch_inputs)
-        proposals = None
-        if self.rpn_head is not None:
-            proposals = self.rpn_head.predict(x, batch_data_samples, rescale=False)
         if self.route_by_group:
             plan = self.route(batch_data_samples)
         else:
             plan = OrderedDict((h, list(range(len(batch_data_samples)))) for h in self.heads)
+        per_head = self._predict_heads(batch_inputs, batch_data_samples, plan, rescale)
         per_image: List[List[InstanceData]] = [[] for _ in batch_data_samples]
         for head_name, idx in plan.items():
-            x_sub = self._select(x, idx) if len(idx) < len(batch_data_samples) else x
-            x_sub = self.head_feat(x_sub, head_name)
-            samples = [batch_data_samples[i] for i in idx]
-            head = self.heads[head_name]
-            if proposals is not None:
-                results = head.predict(x_sub, [proposals[i] for i in idx], samples,
-                                       rescale=rescale)
-            else:
-                results = head.predict(x_sub, samples, rescale=rescale)
-            for i, res in zip(idx, results):
+            for i, res in zip(idx, per_head[head_name]):
                 res.labels = self.head_to_unified(head_name, res.labels)
                 per_image[i].append(res)
         merged = [self._merge(parts) for parts in per_image]
         for sample in batch_data_samples:
             sample.set_metainfo(dict(pred_label_space='unified'))
         return self.add_pred_to_datasample(batch_data_samples, merged)
+
+    def predict_per_head(self, batch_inputs: Tensor, batch_data_samples: SampleList,
+                         rescale: bool = True,
+                         heads: Optional[Sequence[str]] = None) -> Dict[str, List[InstanceData]]:
+        """Every head's raw predictions on the whole batch, each in its OWN label space.
+
+        The backbone (and a shared neck / RPN) run once; each head sees its own features
+        (:meth:`head_feat`: its copy of a ``SoftParameterSharing`` neck) and, two-stage,
+        the shared RPN's proposals. Nothing is merged, mapped or routed.
+
+        Args:
+            batch_inputs (Tensor): Preprocessed images (B, 3, H, W).
+            batch_data_samples (list[DetDataSample]): Their samples (metainfo read).
+            rescale (bool): Boxes in original image pixels. Defaults to True.
+            heads (Sequence[str], optional): The heads to run, in this order. Defaults
+                to every head.
+
+        Returns:
+            dict[str, list[InstanceData]]: Head -> one ``InstanceData`` per image
+            (``bboxes`` (N, 4) xyxy, ``scores`` (N,), ``labels`` (N,) in the head's
+            classes).
+        """
+        names = list(self.heads) if heads is None else list(heads)
+        unknown = [h for h in names if h not in self.heads]
+        if unknown:
+            raise KeyError(f'MultiHeadDetector.predict_per_head: unknown heads {unknown}; '
+                           f'heads: {list(self.heads)}')
+        self.meet(batch_data_samples)
+        everyone = list(range(len(batch_data_samples)))
+        plan = OrderedDict((h, everyone) for h in names)
+        return self._predict_heads(batch_inputs, batch_data_samples, plan, rescale)
+
+    def _predict_heads(self, batch_inputs: Tensor, batch_data_samples: SampleList,
+                       plan: Dict[str, List[int]],
+                       rescale: bool) -> Dict[str, List[InstanceData]]:
+        """Head -> its predictions (head labels) on the images ``plan[head]``, in order."""
+        x = self.extract_feat(batch_inputs)
+        proposals = None
+        if self.rpn_head is not None:
+            proposals = self.rpn_head.predict(x, batch_data_samples, rescale=False)
+        out: Dict[str, List[InstanceData]] = OrderedDict()
+        for head_name, idx in plan.items():
+            x_sub = self._select(x, idx) if len(idx) < len(batch_data_samples) else x
+            x_sub = self.head_feat(x_sub, head_name)
+            samples = [batch_data_samples[i] for i in idx]
+            head = self.heads[head_name]
+            if proposals is not None:
+                out[head_name] = head.predict(x_sub, [proposals[i] for i in idx], samples,
+                                              rescale=rescale)
+            else:
+                out[head_name] = head.predict(x_sub, samples, rescale=rescale)
+        return out
 
     def _merge(self, parts: List[InstanceData]) -> InstanceData:
         merged = InstanceData.cat(parts) if len(parts) > 1 else parts[0]
