@@ -4,7 +4,6 @@ _base_ = ['./loss-weight_td-hm_res18_coco-crowdpose.py']
 model = dict(head=dict(loss=dict(group_id_weight={1: 1.0})))
 train_cfg = dict(max_epochs=3, val_interval=3)
 custom_hooks = [
-    dict(type='GroupContextHook'),
     dict(type='CurriculumLearningHook', schedules=[dict(
         param='model.head.loss_module.group_id_weight.1', milestones=[1, 2],
         values=[1.0, 1.5, 2.0])]),

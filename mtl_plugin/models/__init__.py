@@ -3,6 +3,7 @@ necks, ensembles, group-weighted losses."""
 from .classifiers import HierarchicalClassifier
 from .detectors import MultiHeadDetector
 from .ensembles import GroupRoutedEnsemble
+from .group_aware import GroupAwareModel, make_group_aware
 from .heads import DatasetClsHead, GradientReversal, GradientReversalLayer
 from .losses import (GroupContextHook, GroupWeightedFocalHeatmapLoss,
                      GroupWeightedKeypointMSELoss, GroupWeightedLoss, group_context)
@@ -13,7 +14,7 @@ from .pose import MultiHeadPoseEstimator
 
 __all__ = [
     'MultiHeadDetector', 'GroupRoutedEnsemble', 'MultiHeadMixin', 'MultiHeadPoseEstimator',
-    'GroupContextHook', 'GroupWeightedFocalHeatmapLoss', 'GroupWeightedKeypointMSELoss',
+    'GroupAwareModel', 'make_group_aware', 'GroupContextHook', 'GroupWeightedFocalHeatmapLoss', 'GroupWeightedKeypointMSELoss',
     'GroupWeightedLoss', 'group_context', 'DatasetClsHead', 'GradientReversal',
     'GradientReversalLayer', 'HierarchicalClassifier', 'AdaptivePoolAlign', 'AttentionFusion',
     'ChannelAlign', 'ConcatFusion', 'CrossStitchNetwork', 'CrossStitchUnit',

@@ -9,7 +9,7 @@ from mmengine.structures import InstanceData, PixelData
 from mmpose.structures import PoseDataSample
 
 import mtl_plugin.models.losses as L  # noqa: F401  (registers the modules)
-from mtl_plugin.models.losses import (GroupContextError, GroupContextHook,
+from mtl_plugin.models.losses import (GroupContextError,
                                       GroupWeightedFocalHeatmapLoss,
                                       GroupWeightedKeypointMSELoss, GroupWeightedLoss,
                                       clear_group_context, get_group_context, group_context,
@@ -63,7 +63,7 @@ def test_context_manager_nests_and_restores():
 
 
 def test_missing_context_error():
-    with pytest.raises(GroupContextError, match="dict\\(type='GroupContextHook'\\)"):
+    with pytest.raises(GroupContextError, match="dict\\(type='GroupAwareModel'"):
         get_group_context()
     loss = GroupWeightedKeypointMSELoss(group_id_weight={1: 2.0})
     with pytest.raises(GroupContextError, match='MultiHeadDetector/MultiHeadPoseEstimator'):
@@ -78,23 +78,48 @@ def test_missing_context_error():
         set_group_context([0, 1], ['a'])
 
 
-def test_group_context_hook_sets_and_clears():
-    from mmengine.registry import HOOKS
-    hook = HOOKS.build(dict(type='GroupContextHook'))
-    assert isinstance(hook, GroupContextHook)
-    from mmdet.registry import HOOKS as DET_HOOKS
-    from mmpose.registry import HOOKS as POSE_HOOKS
-    for reg in (DET_HOOKS, POSE_HOOKS):
-        assert isinstance(reg.build(dict(type='GroupContextHook')), GroupContextHook)
+def test_group_aware_model_sets_and_clears():
+    """The context exists exactly while the wrapped model's loss() runs."""
+    from mmengine.model import BaseModel
+    from mmengine.registry import HOOKS, MODELS
+
+    from mtl_plugin.models import GroupAwareModel
+
+    seen = []
+
+    class Stock(BaseModel):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 1, 1)
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            return self.loss(inputs, data_samples) if mode == 'loss' else inputs
+
+        def loss(self, inputs, data_samples):
+            seen.append(get_group_context())
+            return dict(loss=self.conv(torch.stack(inputs)).mean())
+
+    stock = Stock()
+    model = GroupAwareModel(stock)
+    assert model is stock and type(model) is Stock
+    assert list(model.state_dict()) == ['conv.weight', 'conv.bias']  # checkpoint keys kept
     batch = dict(inputs=[torch.zeros(3, 8, 8)] * 2,
                  data_samples=det_samples([(1, 'hard'), (0, 'easy')]))
-    hook.before_train_iter(None, 0, batch)
-    ctx = get_group_context()
+    model(**batch, mode='loss')
+    ctx = seen[-1]
     assert ctx.group_ids.tolist() == [1, 0] and ctx.group_names == ['hard', 'easy']
-    hook.after_train_iter(None, 0, batch, outputs={})
     assert not has_group_context()
     with pytest.raises(GroupContextError, match='data_samples'):
-        hook.before_train_iter(None, 1, dict(inputs=[]))
+        model.loss(batch['inputs'], None)
+    assert not has_group_context()
+    assert GroupAwareModel(model) is model  # idempotent: loss() is wrapped once
+    # the old hook is a shim that names the fix
+    for reg in (HOOKS, __import__('mmdet.registry', fromlist=['HOOKS']).HOOKS,
+                __import__('mmpose.registry', fromlist=['HOOKS']).HOOKS):
+        with pytest.raises(TypeError, match=r"GroupContextHook was removed.*"
+                                            r"model=dict\(type='GroupAwareModel'"):
+            reg.build(dict(type='GroupContextHook'))
+    assert isinstance(MODELS.build(dict(type='GroupAwareModel', model=Stock())), Stock)
 
 
 # ------------------------------------------------------------------ MSE heatmap loss

@@ -24,13 +24,13 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 from ..utils import build_with_mmdet_fallback
-from .group_context import parse_group_id_weight, sample_group_weights
+from .group_context import GroupWeightedMixin
 
 __all__ = ['GroupWeightedLoss']
 
 
 @MODELS.register_module()
-class GroupWeightedLoss(nn.Module):
+class GroupWeightedLoss(GroupWeightedMixin, nn.Module):
     """Wrap a loss so that each row of the prediction weighs as its sample's group.
 
     ``forward(pred, target, weight=None, avg_factor=None, reduction_override=None,
@@ -68,9 +68,12 @@ class GroupWeightedLoss(nn.Module):
         loss (dict): Config of the wrapped loss, built through ``MODELS`` (e.g.
             ``dict(type='mmdet.FocalLoss', use_sigmoid=True)``); it must accept a
             ``weight`` argument.
-        group_id_weight (dict[int | str, float]): Weight per group, keyed by int
-            ``group_id`` or str ``group_name``; unlisted groups weigh 1.0. Weights must
-            be finite and > 0. Empty: no weighting (no group context needed).
+        group_id_weight (dict[int | str, float]): Weight per group, keyed by group id
+            (int, or its digits as a str: ``'1'`` is id 1) or group name (str); unlisted
+            groups weigh 1.0. Weights must be finite and > 0. The keys are checked
+            against the dataset's groups (carried by the group context) on the first
+            call: an unknown one raises ``UnknownGroupError`` before any update. Empty:
+            no weighting (no group context needed).
         normalize (bool): Divide the per-sample weights by their mean over the ``B``
             samples of the context (a batch of one group gives exactly the wrapped
             loss). Defaults to True.
@@ -104,7 +107,7 @@ class GroupWeightedLoss(nn.Module):
         if not isinstance(normalize, bool):
             raise TypeError(f'{name}: normalize must be True or False, got {normalize!r}')
         self.loss = built
-        self.group_id_weight = parse_group_id_weight(group_id_weight, name)
+        self.set_group_id_weight(group_id_weight)
         self.normalize = normalize
         inner_sigmoid = getattr(built, 'use_sigmoid', None)
         if use_sigmoid is not None:
@@ -141,9 +144,9 @@ class GroupWeightedLoss(nn.Module):
         if pred.dim() == 0:
             raise ValueError(f'{name}: pred must have a row dim (N, ...), got a scalar')
         n = pred.shape[0]
-        w = sample_group_weights(self.group_id_weight, self.normalize, device=pred.device,
-                                 dtype=pred.dtype if pred.is_floating_point() else
-                                 torch.float32, owner=name)
+        w = self.group_sample_weights(device=pred.device,
+                                      dtype=pred.dtype if pred.is_floating_point() else
+                                      torch.float32)
         b = w.numel()
         if b == 0 or n % b != 0:
             raise ValueError(

@@ -30,7 +30,7 @@ from mmengine.registry import MODELS
 from mmpose.models.losses.heatmap_loss import FocalHeatmapLoss, KeypointMSELoss
 from torch import Tensor
 
-from .group_context import parse_group_id_weight, sample_group_weights
+from .group_context import GroupWeightedMixin
 
 __all__ = ['GroupWeightedKeypointMSELoss', 'GroupWeightedFocalHeatmapLoss']
 
@@ -45,19 +45,18 @@ def _per_sample_view(w: Tensor, ndim: int) -> Tensor:
     return w.view((-1, ) + (1, ) * (ndim - 1))
 
 
-class _GroupWeighted:
+class _GroupWeighted(GroupWeightedMixin):
     """Shared by the group-weighted pose losses: settings and per-sample weights."""
 
     def _init_group(self, group_id_weight: Optional[Mapping], normalize: bool) -> None:
         name = type(self).__name__
-        self.group_id_weight = parse_group_id_weight(group_id_weight, name)
+        self.set_group_id_weight(group_id_weight)
         self.normalize = _check_normalize(normalize, name)
 
     def _sample_weights(self, output: Tensor) -> Tensor:
         """(B,) weights of the samples in the group context."""
-        return sample_group_weights(self.group_id_weight, self.normalize,
-                                    batch_size=output.shape[0], device=output.device,
-                                    dtype=output.dtype, owner=type(self).__name__)
+        return self.group_sample_weights(batch_size=output.shape[0], device=output.device,
+                                         dtype=output.dtype)
 
 
 @MODELS.register_module()
@@ -68,9 +67,10 @@ class GroupWeightedKeypointMSELoss(_GroupWeighted, KeypointMSELoss):
     :class:`mmpose.models.losses.KeypointMSELoss`, plus:
 
     Args:
-        group_id_weight (dict[int | str, float] | None): Weight per group, keyed by int
-            ``group_id`` or str ``group_name``; unlisted groups weigh 1.0. Weights
-            must be finite and > 0.
+        group_id_weight (dict[int | str, float] | None): Weight per group, keyed by group
+            id (int, or its digits as a str: ``'1'`` is id 1) or group name (str); unlisted
+            groups weigh 1.0. Weights must be finite and > 0. Unknown keys raise
+            ``UnknownGroupError`` on the first call, before any update.
         normalize (bool): Divide the per-sample weights by their batch mean (keeps the
             loss scale). Defaults to True.
 
