@@ -1,13 +1,13 @@
 """Group bookkeeping from ``group_ids`` and ``GroupBalancedDataset`` (over/undersampling)."""
 import copy
 import math
-from typing import Any, Dict, Mapping, Optional, Sized, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sized, Tuple, Union
 
 import numpy as np
 from mmengine.registry import DATASETS
 from torch.utils.data import Dataset
 
-GroupKey = Union[int, str]
+from ..groups import GroupKey, GroupKeyed, Groups
 
 
 def _is_real(value: Any) -> bool:
@@ -17,6 +17,11 @@ def _is_real(value: Any) -> bool:
 
 class GroupTable:
     """The groups of a dataset, read from its ``group_ids`` only (no sample is loaded).
+
+    Group keys of every setting (``group_weights``, ``group_ratios``, ``oversample``...)
+    are read by :class:`~mtl_plugin.groups.GroupKeyed` against :attr:`groups` (the
+    dataset's :class:`~mtl_plugin.groups.Groups`): ``'1'`` and ``1`` are the same id, and
+    an unknown id or name is an :class:`~mtl_plugin.groups.UnknownGroupError`.
 
     Args:
         dataset (Sized): A dataset with ``group_ids`` (e.g. ``MultiSourceDataset``).
@@ -43,18 +48,19 @@ class GroupTable:
         self.pos = pos.reshape(-1)
         self.order = np.argsort(self.pos, kind='stable')
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)[:-1]])
-        self.name_to_id = self._names(dataset)
-        self.id_to_name = {v: k for k, v in self.name_to_id.items()}
+        self.groups = self._groups(dataset, [int(g) for g in self.ids])
 
-    @staticmethod
-    def _names(dataset: Any) -> Dict[str, int]:
-        meta = getattr(dataset, 'metainfo', None)
-        if isinstance(meta, Mapping) and isinstance(meta.get('group_name_to_id'), Mapping):
-            return {str(k): int(v) for k, v in meta['group_name_to_id'].items()}
-        names, ids = getattr(dataset, 'group_names', None), getattr(dataset, 'group_id_list', None)
-        if names is not None and ids is not None:
-            return {str(k): int(v) for k, v in zip(names, ids)}
-        return {}
+    def _groups(self, dataset: Any, present: List[int]) -> Groups:
+        """The dataset's groups; ids with samples but no name are called ``group<id>``."""
+        try:
+            groups = Groups.from_dataset(dataset, self.owner)
+        except TypeError:  # group_ids without names (a bare test dataset)
+            return Groups([f'group{g}' for g in present], present)
+        unnamed = [g for g in present if g not in groups.ids]
+        if unnamed:
+            groups = Groups(list(groups.names) + [f'group{g}' for g in unnamed],
+                            list(groups.ids) + unnamed)
+        return groups
 
     @property
     def num_groups(self) -> int:
@@ -68,46 +74,19 @@ class GroupTable:
     def label(self, k: int) -> str:
         """Readable name of the group at position ``k``."""
         gid = int(self.ids[k])
-        name = self.id_to_name.get(gid)
-        return f'{name!r} (id {gid})' if name is not None else f'id {gid}'
+        return f'{self.groups.name_of(gid)!r} (id {gid})'
 
     def known(self) -> str:
         """All known groups, for error messages."""
-        named = {gid: name for name, gid in self.name_to_id.items()}
-        ids = sorted(set(self.ids.tolist()) | set(named))
-        return ', '.join(f'{named[i]!r}={i}' if i in named else str(i) for i in ids)
+        return self.groups.known()
 
-    def resolve(self, key: GroupKey, what: str) -> int:
-        """Position in :attr:`ids` of a group given by id (int) or name (str).
-
-        Args:
-            key (int | str): Group id, group name, or an id written as a str.
-            what (str): Argument name, for error messages.
-
-        Returns:
-            int: The group's position in :attr:`ids`.
-        """
-        if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer, str)):
-            raise TypeError(f'{self.owner}: {what} keys must be group ids (int) or names (str), '
-                            f'but got {key!r}')
-        if isinstance(key, str):
-            if key in self.name_to_id:
-                gid = self.name_to_id[key]
-            elif key.isdigit():  # int keys that went through a str-keyed config
-                gid = int(key)
-            else:
-                raise KeyError(f'{self.owner}: unknown group {key!r} in {what}; known groups: '
-                               f'{self.known()}')
-        else:
-            gid = int(key)
+    def position(self, gid: int, what: str) -> int:
+        """Position in :attr:`ids` of a (known) group id; an error if it has no sample."""
         k = int(np.searchsorted(self.ids, gid))
         if k < len(self.ids) and self.ids[k] == gid:
             return k
-        if gid in self.id_to_name:
-            raise ValueError(f'{self.owner}: group {key!r} in {what} has zero samples in the '
-                             'dataset; remove it from ' + what)
-        raise KeyError(f'{self.owner}: unknown group {key!r} in {what}; known groups: '
-                       f'{self.known()}')
+        raise ValueError(f'{self.owner}: group {self.groups.name_of(gid)!r} in {what} has zero '
+                         'samples in the dataset; remove it from ' + what)
 
     def values(self, mapping: Any, what: str, default: float,
                max_value: float = math.inf) -> Tuple[np.ndarray, np.ndarray]:
@@ -122,24 +101,21 @@ class GroupTable:
         Returns:
             tuple[np.ndarray, np.ndarray]: values (float64) and whether each group was listed.
         """
-        if not isinstance(mapping, Mapping):
-            raise TypeError(f'{self.owner}: {what} must be a dict {{group id or name: value}}, '
-                            f'but got {mapping!r}')
+        bound = '' if math.isinf(max_value) else f' and <= {max_value:g}'
+
+        def check(value: Any, where: str, owner: str) -> float:
+            if not _is_real(value) or not math.isfinite(value) or not 0 < value <= max_value:
+                raise ValueError(f'{owner}: {where} must be a finite number > 0{bound}, but '
+                                 f'got {value!r}')
+            return float(value)
+
+        by_id, _ = GroupKeyed(mapping, what, self.owner, check).bind(self.groups)
         values = np.full(self.num_groups, float(default))
         listed = np.zeros(self.num_groups, dtype=bool)
-        for key, value in mapping.items():
-            k = self.resolve(key, what)
-            if not _is_real(value) or not math.isfinite(value) or not 0 < value <= max_value:
-                bound = '' if math.isinf(max_value) else f' and <= {max_value:g}'
-                raise ValueError(f'{self.owner}: {what}[{key!r}] must be a finite number > 0'
-                                 f'{bound}, but got {value!r}')
-            if listed[k]:
-                raise ValueError(f'{self.owner}: group {self.label(k)} is listed twice in {what} '
-                                 f'(by id and by name); keep one, got {dict(mapping)!r}')
-            values[k], listed[k] = float(value), True
+        for gid, value in by_id.items():
+            k = self.position(gid, what)
+            values[k], listed[k] = value, True
         return values, listed
-
-
 
 
 class GroupShares:
@@ -331,6 +307,11 @@ class GroupBalancedDataset(Dataset):
     def metainfo(self) -> dict:
         """dict: The wrapped dataset's metainfo (a copy)."""
         return copy.deepcopy(dict(getattr(self.dataset, 'metainfo', None) or {}))
+
+    @property
+    def groups(self) -> Groups:
+        """The wrapped dataset's groups."""
+        return Groups.from_dataset(self.dataset, type(self).__name__)
 
     @property
     def group_names(self) -> Optional[list]:
