@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from ..groups import Groups, check_group_name
 from ..labels import LabelSpace
+from .transforms import check_pipeline_groups
 
 GROUP_KEYS = ('group_id', 'group_name')
 
@@ -199,6 +200,8 @@ class MultiSourceDataset(Dataset):
                 label_map = self.unified_space.lookup(name).numpy()
             if pipeline is not None and hasattr(pipeline, 'transforms'):
                 pipeline.transforms.insert(0, _InjectGroup(gid, name, label_map))
+        for dataset in self.datasets:  # group-keyed transforms fail here on a typo
+            check_pipeline_groups(getattr(dataset, 'pipeline', None), self.groups)
         self._metainfo = self._build_metainfo()
         self._sample_meta = dict(groups=self.groups.to_dict())
         if self.unified_space is not None:
@@ -290,11 +293,7 @@ class MultiSourceDataset(Dataset):
         return self.datasets[self._group_index(group)]
 
     def _group_index(self, group: Union[str, int]) -> int:
-        keys = self.group_names if isinstance(group, str) else self.group_id_list
-        if group not in keys:
-            raise KeyError(f'unknown group {group!r}; known groups: '
-                           f'{dict(zip(self.group_names, self.group_id_list))}')
-        return keys.index(group)
+        return self.groups.index_of(group)  # source position == group position
 
     def locate(self, idx: int):
         """Return ``(source position, index within that source)`` of global ``idx``."""

@@ -1,13 +1,35 @@
 """``GroupBasedAugmentation``: a different transform branch per group."""
 import copy
-from typing import Callable, Dict, List, Mapping, Optional, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
-import numpy as np
 from mmcv.transforms import BaseTransform
 from mmengine.dataset import Compose
 from mmengine.registry import TRANSFORMS
 
-DEFAULT = 'default'
+from ..groups import DEFAULT, Groups, normalize_group_key
+
+__all__ = ['GroupBasedAugmentation', 'check_pipeline_groups']
+
+_OWNER = 'GroupBasedAugmentation'
+
+
+def check_pipeline_groups(pipeline: Any, groups: Groups) -> None:
+    """Call ``check_groups(groups)`` on every transform of a pipeline that has it.
+
+    Walks nested ``Compose``-like ``.transforms`` lists, so that a group-keyed transform
+    fails on an unknown group when the dataset is built, before the first iteration.
+
+    Args:
+        pipeline (Any): A pipeline (``Compose``) or a transform.
+        groups (Groups): The dataset's groups.
+    """
+    check = getattr(pipeline, 'check_groups', None)
+    if callable(check):
+        check(groups)
+    children = getattr(pipeline, 'transforms', None)
+    if isinstance(children, (list, tuple)):
+        for child in children:
+            check_pipeline_groups(child, groups)
 
 
 @TRANSFORMS.register_module()
@@ -22,10 +44,15 @@ class GroupBasedAugmentation(BaseTransform):
             'animal': [dict(type='RandomFlip', prob=0.5), dict(type='PhotoMetricDistortion')],
             'default': [dict(type='RandomFlip', prob=0.5)]})
 
-    The branch is looked up by ``results['group_id']`` (int keys), then by
-    ``results['group_name']`` (str keys), then ``'default'`` (a reserved key: a group
-    named 'default' can only be addressed by its id). ``MultiSourceDataset`` puts both
-    group keys into ``results`` before the first transform.
+    Keys are read as every group-keyed setting (:mod:`mtl_plugin.groups`): an int or a
+    digit string (``'1'``) is a group id, ``'default'`` the branch of the groups not
+    listed, any other str a group name. ``MultiSourceDataset`` calls :meth:`check_groups`
+    when it is built, so a key that names no group of the dataset is an
+    ``UnknownGroupError`` before the first iteration (also with a ``'default'`` branch),
+    and puts both group keys into ``results`` before the first transform. The branch is
+    then that of the sample's group; unchecked (a pipeline used outside
+    ``MultiSourceDataset``), it is looked up by ``results['group_id']`` (id keys), then by
+    ``results['group_name']`` (name keys), then ``'default'``.
 
     Required Keys:
 
@@ -41,8 +68,9 @@ class GroupBasedAugmentation(BaseTransform):
     - those added by the selected branch
 
     Args:
-        transforms (dict): Group id (int), group name (str) or ``'default'`` -> list of
-            transform configs (or callables). An empty list leaves the sample unchanged.
+        transforms (dict): Group id (int or digit str), group name (str) or ``'default'``
+            -> list of transform configs (or callables). An empty list leaves the sample
+            unchanged.
     """
 
     def __init__(self, transforms: Dict[Union[int, str], List[Union[dict, Callable]]]) -> None:
@@ -52,19 +80,40 @@ class GroupBasedAugmentation(BaseTransform):
                             f'{transforms!r}')
         self._cfg = copy.deepcopy(dict(transforms))
         self.branches: Dict[Union[int, str], Compose] = {}
-        for key, branch in transforms.items():
-            if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer, str)):
-                raise TypeError('GroupBasedAugmentation: keys must be group ids (int), group '
-                                f"names (str) or 'default', but got {key!r}")
+        for raw, branch in transforms.items():
+            key = normalize_group_key(raw, 'transforms', _OWNER, allow_default=True)
             if not isinstance(branch, (list, tuple)) or not all(
                     isinstance(t, dict) or callable(t) for t in branch):
-                raise TypeError(f'GroupBasedAugmentation: transforms[{key!r}] must be a list of '
+                raise TypeError(f'GroupBasedAugmentation: transforms[{raw!r}] must be a list of '
                                 f'transform configs (dicts), but got {branch!r}')
-            key = key if isinstance(key, str) else int(key)
             if key in self.branches:
                 raise ValueError(f'GroupBasedAugmentation: key {key!r} appears twice in '
                                  f'transforms {list(transforms)!r}')
             self.branches[key] = Compose(copy.deepcopy(list(branch)))
+        self._groups: Optional[Groups] = None
+        self._branch_of_id: Optional[Dict[int, Union[int, str]]] = None
+
+    def check_groups(self, groups: Groups) -> None:
+        """Resolve every key against the dataset's groups (an unknown one is an error).
+
+        Args:
+            groups (Groups): The dataset's groups.
+
+        Raises:
+            UnknownGroupError: For a key that names no group, even with a 'default' branch.
+            ValueError: When two keys (an id and a name) name the same group.
+        """
+        branch_of_id: Dict[int, Union[int, str]] = {}
+        for key in self.branches:
+            if key == DEFAULT:
+                continue
+            gid = groups.resolve(key, 'transforms', _OWNER)
+            if gid in branch_of_id:
+                raise ValueError(f'GroupBasedAugmentation: transforms[{branch_of_id[gid]!r}] and '
+                                 f'transforms[{key!r}] both name group '
+                                 f'{groups.name_of(gid)!r} (id {gid}); keep one')
+            branch_of_id[gid] = key
+        self._groups, self._branch_of_id = groups, branch_of_id
 
     def select(self, results: dict) -> Optional[Union[int, str]]:
         """Key of the branch for ``results`` (None if none applies).
@@ -76,11 +125,19 @@ class GroupBasedAugmentation(BaseTransform):
             int | str | None: The branch key.
         """
         group_id, group_name = results.get('group_id'), results.get('group_name')
-        if group_id is not None and not isinstance(group_id, bool) and \
-                int(group_id) in self.branches:
-            return int(group_id)
-        if isinstance(group_name, str) and group_name != DEFAULT and group_name in self.branches:
-            return group_name
+        has_id = group_id is not None and not isinstance(group_id, bool)
+        if self._branch_of_id is not None:
+            if not has_id and isinstance(group_name, str) and group_name in self._groups.names:
+                group_id, has_id = self._groups.id_of(group_name), True
+            key = self._branch_of_id.get(int(group_id)) if has_id else None
+            if key is not None:
+                return key
+        else:
+            if has_id and int(group_id) in self.branches:
+                return int(group_id)
+            if isinstance(group_name, str) and group_name != DEFAULT and \
+                    group_name in self.branches:
+                return group_name
         return DEFAULT if DEFAULT in self.branches else None
 
     def transform(self, results: dict) -> Optional[dict]:
