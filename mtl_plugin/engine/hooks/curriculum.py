@@ -30,10 +30,14 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
+from mtl_plugin.groups import Groups, normalize_group_key
 from mtl_plugin.validation import is_finite_real, is_int, suggest
 from .curriculum_schedule import _Schedule, schedule_value
 
 DATA_BATCH = Optional[Any]
+
+#: dict attributes keyed by group: their path segment is a group id ('1' == 1) or name
+GROUP_KEYED = ('group_id_weight', 'group_weights', 'group_ratios', 'oversample', 'undersample')
 
 
 def _int_key(segment: str) -> Optional[int]:
@@ -59,7 +63,9 @@ def _available(obj: Any) -> List[str]:
 
 
 class _Step:
-    """One step of a resolved path: ``container[key]`` (``item``) or ``container.key``."""
+    """One step of a resolved path: ``container[key]`` (``item``), ``container.key``
+    (``attr``), or a group ``container[key]`` that the dict does not list yet (``group``,
+    whose value is the default weight 1.0)."""
 
     __slots__ = ('container', 'key', 'kind')
 
@@ -67,6 +73,8 @@ class _Step:
         self.container, self.key, self.kind = container, key, kind
 
     def get(self) -> Any:
+        if self.kind == 'group':
+            return self.container.get(self.key, 1.0)
         return getattr(self.container, self.key) if self.kind == 'attr' else \
             self.container[self.key]
 
@@ -80,7 +88,11 @@ class CurriculumLearningHook(Hook):
     - ``param``: dotted path from a root: ``model.`` (the unwrapped model), ``sampler.``,
       ``batch_sampler.`` (the train dataloader's) or ``dataset.`` (its dataset). Each
       segment is an attribute or a dict key (tried as str, then as int: group ids are
-      ints) or a list index. When the value sits in a dict attribute ``<attr>`` of an
+      ints) or a list index. In a group-keyed dict (``group_id_weight``,
+      ``group_weights``, ``group_ratios``, ``oversample``, ``undersample``) the segment is
+      a group id (``'1'`` and ``1`` are the same key) or name, checked against the train
+      dataset's groups: an unknown group fails before the first iteration, and a group
+      the dict does not list yet is added (its weight was the default 1.0). When the value sits in a dict attribute ``<attr>`` of an
       object with a ``set_<attr>(new_dict)`` method (e.g. a sampler's
       ``set_group_weights``), that method is called with an updated copy of the dict, so
       the object can validate and recompute. A 1-element tensor (parameter / buffer) is
@@ -159,7 +171,10 @@ class CurriculumLearningHook(Hook):
         done = [schedule.root]
         for segment in schedule.segments:
             step = None
-            if isinstance(obj, Mapping):
+            if isinstance(obj, Mapping) and steps and steps[-1].kind == 'attr' and \
+                    steps[-1].key in GROUP_KEYED:
+                step = self._group_step(schedule, obj, segment, roots)
+            elif isinstance(obj, Mapping):
                 if segment in obj:
                     step = _Step(obj, segment, 'item')
                 elif _int_key(segment) is not None and _int_key(segment) in obj:
@@ -199,9 +214,37 @@ class CurriculumLearningHook(Hook):
         return steps
 
     @staticmethod
+    def _group_step(schedule: _Schedule, obj: Mapping, segment: str,
+                    roots: Dict[str, Any]) -> Optional[_Step]:
+        """The entry of a group-keyed dict (``...group_weights.<group>``) a segment names.
+
+        The segment is read as every group key (``'1'`` is id 1, else a name) and, when the
+        train dataset knows its groups, resolved against them: an unknown group is an
+        ``UnknownGroupError`` before the first iteration, and a known group the dict does
+        not list yet is added (its current value is the default weight 1.0).
+        """
+        owner, what = schedule.where, repr(schedule.param)
+        key = normalize_group_key(segment, what, owner)
+        try:
+            groups = Groups.from_dataset(roots.get('dataset'), owner)
+        except TypeError:
+            groups = None
+        if groups is None:  # no groups to check against: match the normalised keys
+            match = [k for k in obj if normalize_group_key(k, what, owner) == key]
+            return _Step(obj, match[0], 'item') if match else None
+        gid = groups.resolve(segment, what, owner)
+        for k in obj:
+            norm = normalize_group_key(k, what, owner)
+            if norm == gid or (isinstance(norm, str) and norm in groups.names
+                               and groups.id_of(norm) == gid):
+                return _Step(obj, k, 'item')
+        return _Step(obj, gid, 'group')
+
+    @staticmethod
     def _setter(steps: List[_Step]):
         """``set_<attr>`` of the object owning the dict that holds the value, if any."""
-        if len(steps) >= 2 and steps[-1].kind == 'item' and steps[-2].kind == 'attr' and \
+        if len(steps) >= 2 and steps[-1].kind in ('item', 'group') and \
+                steps[-2].kind == 'attr' and \
                 isinstance(steps[-1].container, Mapping):
             setter = getattr(steps[-2].container, f'set_{steps[-2].key}', None)
             if callable(setter):
