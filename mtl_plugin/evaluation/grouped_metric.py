@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from mmengine.evaluator import BaseMetric, Evaluator
 from mmengine.registry import EVALUATOR, METRICS
 
+from ..groups import Groups, normalize_group_key
 from ..labels import LabelSpace
 from ..routing import get_group_name
 
@@ -30,7 +31,10 @@ class GroupedMetric(BaseMetric):
     dropped correctly, however many metrics a group has.
 
     Args:
-        metrics (dict): Group name -> metric config (or a list of configs).
+        metrics (dict): Group name (or id: ``1`` / ``'1'``) -> metric config (or a list of
+            configs). The keys are checked against the dataset's groups when
+            ``dataset_meta`` is set: an unknown one is an ``UnknownGroupError`` naming the
+            known groups.
         pred_label_space (str): ``'auto'`` (unified when the dataset declares a unified
             label space), ``'unified'`` or ``'group'``. Defaults to ``'auto'``.
         collect_device (str): ``'cpu'`` or ``'gpu'``. Defaults to ``'cpu'``.
@@ -50,7 +54,10 @@ class GroupedMetric(BaseMetric):
             raise ValueError("pred_label_space must be 'auto', 'unified' or 'group', "
                              f'but got {pred_label_space!r}')
         self.metrics: 'OrderedDict[str, List[BaseMetric]]' = OrderedDict()
-        for group, cfgs in metrics.items():
+        for raw, cfgs in metrics.items():
+            group = normalize_group_key(raw, 'metrics', 'GroupedMetric')
+            if group in self.metrics:
+                raise ValueError(f'GroupedMetric: metrics lists group {group!r} twice; keep one')
             cfgs = cfgs if isinstance(cfgs, (list, tuple)) else [cfgs]
             self.metrics[group] = [m if isinstance(m, BaseMetric) else self._build(group, m)
                                    for m in cfgs]
@@ -79,6 +86,7 @@ class GroupedMetric(BaseMetric):
     @dataset_meta.setter
     def dataset_meta(self, dataset_meta: dict) -> None:
         self._dataset_meta = copy.deepcopy(dataset_meta)
+        self._key_metrics_by_name(Groups.from_metainfo(dataset_meta))
         group_meta = dataset_meta.get('group_metainfo', {})
         for group, metrics in self.metrics.items():
             if group_meta and group not in group_meta:
@@ -93,6 +101,24 @@ class GroupedMetric(BaseMetric):
             self._label_space = LabelSpace(
                 {g: m['classes'] for g, m in group_meta.items()},
                 dataset_meta.get('unified_classes'))
+
+    def _key_metrics_by_name(self, groups: Optional[Groups]) -> None:
+        """Resolve the metrics' group keys (ids or names) to the dataset's group names."""
+        if groups is None:
+            ids = [k for k in self.metrics if isinstance(k, int)]
+            if ids:
+                raise KeyError(f'GroupedMetric: metrics are keyed by group ids {ids}, but the '
+                               'dataset meta has no group_name_to_id to name them; key them by '
+                               'group name or evaluate a MultiSourceDataset')
+            return
+        renamed: 'OrderedDict[str, List[BaseMetric]]' = OrderedDict()
+        for key, metrics in self.metrics.items():
+            name = groups.name_of(groups.resolve(key, 'metrics', 'GroupedMetric'))
+            if name in renamed:
+                raise ValueError(f'GroupedMetric: metrics lists group {name!r} twice (by id '
+                                 'and by name); keep one')
+            renamed[name] = metrics
+        self.metrics = renamed
 
     def _preds_unified(self, sample: dict) -> bool:
         if self.pred_label_space != 'auto':
