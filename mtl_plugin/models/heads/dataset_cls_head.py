@@ -28,6 +28,7 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
+from ...groups import Groups, GroupKeyed
 from ..utils import build_with_mmdet_fallback
 from .gradient_reversal import GradientReversal, check_non_negative
 
@@ -72,10 +73,14 @@ class DatasetClsHead(BaseModule):
         grl_lambda (float): Reversal coefficient: the features get ``-grl_lambda`` times
             the classifier's gradient; finite, >= 0. Used only with
             ``gradient_reversal=True``. Defaults to 1.0.
-        group_ids (Sequence[int] | dict, optional): Group id -> class index. A sequence
+        group_ids (Sequence[int] | dict, optional): Group -> class index. A sequence
             lists the group id of each class (class ``i`` is group ``group_ids[i]``;
-            ``num_groups`` distinct ids); a dict maps group ids to class indices (several
-            groups may share a class). Defaults to the identity: class ``i`` is group ``i``.
+            ``num_groups`` distinct ids); a dict maps groups (id, ``'1'`` == ``1``, or
+            name) to class indices (several groups may share a class), resolved against
+            the samples' ``metainfo['groups']`` (an unknown group is an
+            ``UnknownGroupError``). Defaults to the group's position in the dataset
+            (``Groups.index_of``) when the samples carry their dataset's groups and there
+            are ``num_groups`` of them, else the identity (class ``i`` is group id ``i``).
         loss (dict, optional): Config of a classification loss called as
             ``loss(logits (B, K), targets (B,))`` and returning a scalar (e.g.
             ``dict(type='mmdet.CrossEntropyLoss')``). Defaults to None: mean
@@ -117,7 +122,11 @@ class DatasetClsHead(BaseModule):
         self.gradient_reversal = gradient_reversal
         self.loss_weight = loss_weight
         self.grl_lambda = grl_lambda
-        self.group_to_class = self._check_group_ids(group_ids, self.num_groups)
+        self._by_position = group_ids is None
+        self._group_keys = self._check_group_ids(group_ids, self.num_groups)
+        self.group_to_class: Dict[int, int] = {
+            g: c for g, c in self._group_keys.as_dict().items() if isinstance(g, int)}
+        self._bound_groups: Optional[Groups] = None
 
         total = sum(self.level_channels)
         if hidden_channels is None:
@@ -162,31 +171,48 @@ class DatasetClsHead(BaseModule):
         return channels
 
     @staticmethod
-    def _check_group_ids(group_ids: Any, num_groups: int) -> Dict[int, int]:
-        """Group id -> class index table."""
+    def _check_group_ids(group_ids: Any, num_groups: int) -> GroupKeyed:
+        """Group (id or name) -> class index setting."""
+        owner = 'DatasetClsHead'
+
+        def check_class(c: Any, where: str, _: str) -> int:
+            if not (_is_int(c) and 0 <= c < num_groups):
+                raise ValueError(f'{owner}: group_ids must map groups (ids or names) to class '
+                                 f'indices in [0, {num_groups}), but got {where} = {c!r}')
+            return int(c)
+
         if group_ids is None:
-            return {g: g for g in range(num_groups)}
+            return GroupKeyed({g: g for g in range(num_groups)}, 'group_ids', owner)
         if isinstance(group_ids, Mapping):
-            table = dict(group_ids)
-            bad = {g: c for g, c in table.items()
-                   if not (_is_int(g) and _is_int(c) and 0 <= c < num_groups)}
-            if bad:
-                raise ValueError(f'DatasetClsHead: group_ids must map int group ids to class '
-                                 f'indices in [0, {num_groups}), but got the entries {bad}')
-            missing = sorted(set(range(num_groups)) - set(table.values()))
+            table = GroupKeyed(group_ids, 'group_ids', owner, check_class)
+            missing = sorted(set(range(num_groups)) - set(table.as_dict().values()))
             if missing:
-                raise ValueError(f'DatasetClsHead: group_ids={table} maps no group to the '
+                raise ValueError(f'{owner}: group_ids={dict(group_ids)} maps no group to the '
                                  f'class(es) {missing} of num_groups={num_groups}')
-            return {int(g): int(c) for g, c in table.items()}
+            return table
         if isinstance(group_ids, (list, tuple)):
             if len(group_ids) != num_groups or not all(_is_int(g) for g in group_ids) or \
                     len(set(group_ids)) != len(group_ids):
-                raise ValueError(f'DatasetClsHead: group_ids as a list gives the group id of each '
+                raise ValueError(f'{owner}: group_ids as a list gives the group id of each '
                                  f'of the num_groups={num_groups} classes ({num_groups} distinct '
                                  f'ints), but got {list(group_ids)!r}')
-            return {int(g): c for c, g in enumerate(group_ids)}
-        raise TypeError('DatasetClsHead: group_ids must be a list of group ids (one per class), '
-                        f'a dict group id -> class index, or None, but got {group_ids!r}')
+            return GroupKeyed({int(g): c for c, g in enumerate(group_ids)}, 'group_ids', owner)
+        raise TypeError(f'{owner}: group_ids must be a list of group ids (one per class), '
+                        f'a dict group -> class index, or None, but got {group_ids!r}')
+
+    def bind_groups(self, groups: Groups) -> Dict[int, int]:
+        """Group id -> class index for the dataset's groups (cached; see ``group_ids``).
+
+        Raises:
+            UnknownGroupError: For a ``group_ids`` key that names no group.
+        """
+        if groups != self._bound_groups:
+            if self._by_position and len(groups) == self.num_groups:
+                self.group_to_class = {gid: groups.index_of(gid) for gid in groups.ids}
+            elif not self._by_position:
+                self.group_to_class, _ = self._group_keys.bind(groups)
+            self._bound_groups = groups
+        return self.group_to_class
 
     # ------------------------------------------------------------------ schedulable values
     @property
@@ -240,6 +266,13 @@ class DatasetClsHead(BaseModule):
         out = []
         for i, sample in enumerate(data_samples):
             meta = sample if isinstance(sample, Mapping) else sample.metainfo
+            if meta.get('groups'):
+                self.bind_groups(Groups.from_dict(meta['groups']))
+            elif not self._by_position and len(self.group_to_class) < len(self._group_keys):
+                names = [k for k in self._group_keys.as_dict() if not isinstance(k, int)]
+                raise KeyError(f'DatasetClsHead: group_ids names groups {names}, but data '
+                               f"sample {i} has no metainfo['groups'] to resolve them; key "
+                               'group_ids by id or use MultiSourceDataset')
             if 'group_id' not in meta:
                 raise KeyError(f'DatasetClsHead: data sample {i} has no "group_id" in its '
                                'metainfo: wrap the dataset in MultiSourceDataset; got metainfo '
