@@ -12,12 +12,13 @@ the same files serve detection and top-down pose.
 import json
 import os
 import os.path as osp
-import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+
+from .io import atomic_write
 
 KEYPOINT_NAMES = ('top', 'right', 'bottom', 'left')
 SHAPES = ('ellipse', 'triangle', 'square', 'diamond', 'cross', 'ring')
@@ -161,11 +162,7 @@ def _categories(classes: Sequence[str]) -> List[dict]:
 
 
 def _atomic_json(obj: dict, path: str) -> None:
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(obj))
 
 
 def _make_split(cfg: GeneratorConfig, painter: _Painter, out_dir: str, split: str,

@@ -14,7 +14,7 @@ import io
 import json
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
-from .io import atomic_write as _atomic_write
+from ..io import atomic_write as _atomic_write
 
 __all__ = ['AblationError', 'read_run', 'metric_columns', 'write_table']
 

@@ -1,9 +1,8 @@
 """Draw each head's predictions next to the ground truth, image by image and group by group.
 
-The model is left untouched: for a ``MultiHeadDetector`` the features come from
-``model.extract_feat(inputs)`` and every head predicts on them alone
-(``heads[name].predict(x, data_samples, rescale=True)``; two-stage heads get the shared
-RPN's proposals first, as in ``MultiHeadDetector.predict``), each in its own class names.
+The model is left untouched: a ``MultiHeadDetector`` gives every head's own predictions
+(``model.predict_per_head``: shared features, each head's neck copy, the shared RPN's
+proposals for two-stage heads), each in its own class names.
 A stock mmdet detector gives one panel from ``model.predict``. The ground truth is read
 from the dataset's annotations (original image coordinates, the group's own classes),
 and the original image is drawn, so every panel is in the same coordinates.
@@ -13,18 +12,19 @@ import json
 import logging
 import os
 import os.path as osp
-import tempfile
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 from mmengine.config import Config
-from mmengine.dataset import pseudo_collate
 from mmengine.logging import MMLogger
 from mmengine.registry import DATASETS, MODELS
 from mmengine.runner import load_checkpoint
 from mmengine.structures import InstanceData
 from torch import nn
+
+from ..io import atomic_write
+from ..progress import collated_batches
 
 __all__ = ['BrowseError', 'build_browse_dataset', 'build_model', 'group_indices',
            'select_images', 'head_predictions', 'browse']
@@ -158,26 +158,21 @@ def head_predictions(model: nn.Module, data: dict) -> List[Dict[str, InstanceDat
     classes). A model without ``heads`` gives one entry named after its class."""
     data = model.data_preprocessor(data, False)
     inputs, samples = data['inputs'], data['data_samples']
-    heads = getattr(model, 'heads', None)
-    if not isinstance(heads, nn.ModuleDict):
+    if not _is_multi_head(model):
         results = model.predict(inputs, samples)
         return [{type(model).__name__: r.pred_instances} for r in results]
-    x = model.extract_feat(inputs)
-    rpn = getattr(model, 'rpn_head', None)
-    proposals = rpn.predict(x, samples, rescale=False) if rpn is not None else None
-    out: List[Dict[str, InstanceData]] = [{} for _ in samples]
-    for name, head in heads.items():
-        if proposals is not None:  # RoI heads share the RPN's proposals
-            results = head.predict(x, proposals, samples, rescale=True)
-        else:
-            results = head.predict(x, samples, rescale=True)
-        for per_image, res in zip(out, results):
-            per_image[name] = res
-    return out
+    per_head = model.predict_per_head(inputs, samples, rescale=True)
+    return [{name: results[i] for name, results in per_head.items()}
+            for i in range(len(samples))]
+
+
+def _is_multi_head(model: nn.Module) -> bool:
+    return isinstance(getattr(model, 'heads', None), nn.ModuleDict) and \
+        callable(getattr(model, 'predict_per_head', None))
 
 
 def _head_classes(model: nn.Module, dataset_meta: dict) -> Dict[str, tuple]:
-    if isinstance(getattr(model, 'heads', None), nn.ModuleDict):
+    if _is_multi_head(model):
         return dict(model.head_classes())
     return {type(model).__name__: tuple(dataset_meta.get('classes') or ())}
 
@@ -228,11 +223,8 @@ def _draw(rows: List[dict], heads: Sequence[str], group: str, path: str) -> None
                          f'{group} img {row["img_id"]}: GT ({len(part["bboxes"])})', fontsize=8)
             ax.axis('off')
     fig.tight_layout()
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), suffix='.tmp')
-    os.close(fd)
-    fig.savefig(tmp, format='png', dpi=90)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format='png', dpi=90))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def browse(model: nn.Module, dataset, selection: Mapping[str, Sequence[int]], out_dir: str,
@@ -263,9 +255,8 @@ def browse(model: nn.Module, dataset, selection: Mapping[str, Sequence[int]], ou
     paths = {}
     for group, indices in selection.items():
         rows = []
-        for start in range(0, len(indices), batch_size):
-            chunk = list(indices[start:start + batch_size])
-            preds = head_predictions(model, pseudo_collate([dataset[i] for i in chunk]))
+        for chunk, data in collated_batches(dataset, batch_size, indices, f'browsing {group}'):
+            preds = head_predictions(model, data)
             for idx, per_head in zip(chunk, preds):
                 rows.append(dict(_gt(dataset, idx, group), predictions={
                     h: _preds(res.cpu(), classes.get(h, ()), score_thr)
@@ -275,8 +266,5 @@ def browse(model: nn.Module, dataset, selection: Mapping[str, Sequence[int]], ou
             paths[group] = osp.join(out_dir, f'{group}.png')
             _draw(rows, list(classes), group, paths[group])
     paths['json'] = osp.join(out_dir, 'predictions.json')
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
-        json.dump(report, f, indent=1)
-    os.replace(tmp, paths['json'])
+    atomic_write(paths['json'], json.dumps(report, indent=1))
     return paths

@@ -2,10 +2,8 @@
 import csv
 import io
 import json
-import os
 import os.path as osp
 import pickle
-import sys
 from collections import defaultdict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -13,7 +11,8 @@ import numpy as np
 
 from .consolidation import (ConsolidationError, Thresholds, cleanlab_image_scores,
                             consolidate_source, tune_thresholds)
-from .io import atomic_write
+from ..io import atomic_write
+from ..progress import collated_batches
 
 __all__ = ['predict_dataset', 'load_dumped_predictions', 'run_consolidation',
            'tune_from_predictions']
@@ -41,14 +40,9 @@ def _entry(sample) -> Tuple[Tuple[str, int], Dict[str, np.ndarray]]:
 def predict_dataset(model, dataset, batch_size: int = 4) -> Predictions:
     """Run ``model.test_step`` over a (Multi-Source) dataset, with a progress bar."""
     import torch
-    from mmengine.dataset import pseudo_collate
-    from mmengine.utils import track_iter_progress
     out: Predictions = {}
-    starts = list(range(0, len(dataset), batch_size))
-    with torch.no_grad(), open(os.devnull, 'w') as quiet:
-        for s in track_iter_progress(starts, file=sys.stderr if os.isatty(2) else quiet):
-            batch = pseudo_collate([dataset[i] for i in range(s, min(s + batch_size,
-                                                                    len(dataset)))])
+    with torch.no_grad():
+        for _, batch in collated_batches(dataset, batch_size, description='predicting'):
             for sample in model.test_step(batch):
                 key, arrays = _entry(sample)
                 out[key] = arrays

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-from .io import atomic_write as _atomic_write
+from ..io import atomic_write as _atomic_write
 
 REGIONS = ('easy', 'ambiguous', 'hard-to-learn')
 CSV_COLUMNS = ('image_id', 'ann_id', 'group', 'class', 'confidence', 'variability',

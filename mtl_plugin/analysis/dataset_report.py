@@ -16,11 +16,13 @@ those categories (in file order); the annotations of other categories are counte
 import json
 import os
 import os.path as osp
-import tempfile
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
+
+from ..io import atomic_write
+from ..progress import progress_bar
 
 __all__ = ['DatasetReportError', 'AnnSource', 'sources_from_config', 'parse_ann_args',
            'source_stats', 'label_overlap', 'build_report', 'write_report', 'plot_report',
@@ -180,6 +182,42 @@ def _hist(values: np.ndarray, edges: np.ndarray) -> dict:
                 median=float(np.median(values)) if len(values) else None)
 
 
+def _categories(source: AnnSource, data: dict) -> tuple:
+    """``(names, keep, kpt_names)``: every category's name, the indices of those the
+    source keeps, and the keypoint names (``kpt_<j>`` when the categories name none)."""
+    names = [c.get('name', str(c.get('id'))) for c in data['categories']]
+    keep = [i for i, n in enumerate(names) if source.classes is None or n in source.classes]
+    if source.classes is not None and not keep:
+        raise DatasetReportError(f'{source.ann_file!r} has none of the classes '
+                                 f'{tuple(source.classes)}; its categories: {names[:20]}')
+    kpt_names = max((c.get('keypoints') or [] for c in data['categories']), key=len,
+                    default=[])
+    if not kpt_names:  # keypoints without names in the categories
+        first = next((a['keypoints'] for a in data['annotations'][:1000]
+                      if a.get('keypoints')), [])
+        kpt_names = [f'kpt_{j}' for j in range(len(first) // 3)]
+    return names, keep, kpt_names
+
+
+def _image_table(source: AnnSource, data: dict) -> np.ndarray:
+    """(N, 3) float64 ``id, width, height`` of the images (NaN where a size is missing)."""
+    try:
+        return np.array([(im['id'], im.get('width') or np.nan, im.get('height') or np.nan)
+                         for im in data['images']], np.float64).reshape(-1, 3)
+    except (KeyError, TypeError, ValueError) as err:
+        raise DatasetReportError(f'{source.ann_file!r}: every image needs a numeric "id" '
+                                 f'(and width, height) ({type(err).__name__}: {err})') from err
+
+
+def _keypoint_visibility(kpt_names: Sequence[str], vis: np.ndarray) -> Optional[dict]:
+    """Per keypoint, the counts of v = 0 / 1 / 2 (None without keypoints)."""
+    if not (kpt_names and len(vis) and (vis >= 0).any()):
+        return None
+    return dict(names=list(kpt_names), visibility={
+        n: {str(v): int((vis[:, j] == v).sum()) for v in (0, 1, 2)}
+        for j, n in enumerate(kpt_names)})
+
+
 # ---------------------------------------------------------------------- statistics
 def source_stats(source: AnnSource, advance=None) -> dict:
     """Statistics of one source (see the module docstring for what is kept).
@@ -201,22 +239,8 @@ def source_stats(source: AnnSource, advance=None) -> dict:
     if advance is not None:
         advance()
     cats = data['categories']
-    names = [c.get('name', str(c.get('id'))) for c in cats]
-    keep = [i for i, n in enumerate(names) if source.classes is None or n in source.classes]
-    if source.classes is not None and not keep:
-        raise DatasetReportError(f'{source.ann_file!r} has none of the classes '
-                                 f'{tuple(source.classes)}; its categories: {names[:20]}')
-    kpt_names = max((c.get('keypoints') or [] for c in cats), key=len, default=[])
-    if not kpt_names:  # keypoints without names in the categories
-        first = next((a['keypoints'] for a in data['annotations'][:1000]
-                      if a.get('keypoints')), [])
-        kpt_names = [f'kpt_{j}' for j in range(len(first) // 3)]
-    try:
-        imgs = np.array([(im['id'], im.get('width') or np.nan, im.get('height') or np.nan)
-                         for im in data['images']], np.float64).reshape(-1, 3)
-    except (KeyError, TypeError, ValueError) as err:
-        raise DatasetReportError(f'{source.ann_file!r}: every image needs a numeric "id" '
-                                 f'(and width, height) ({type(err).__name__}: {err})') from err
+    names, keep, kpt_names = _categories(source, data)
+    imgs = _image_table(source, data)
     arr, vis = _ann_arrays(data['annotations'], len(kpt_names), source.ann_file, advance)
 
     order = np.argsort(imgs[:, 0], kind='stable')
@@ -236,11 +260,7 @@ def source_stats(source: AnnSource, advance=None) -> dict:
     img_area = imgs[img_idx, 1] * imgs[img_idx, 2]
     sized = good & (img_area > 0)
     nonzero = per_class[per_class > 0]
-    kpts = None
-    if kpt_names and len(vis) and (vis >= 0).any():
-        kpts = dict(names=list(kpt_names), visibility={
-            n: {str(v): int((vis[:, j] == v).sum()) for v in (0, 1, 2)}
-            for j, n in enumerate(kpt_names)})
+    kpts = _keypoint_visibility(kpt_names, vis)
     classes = [names[i] for i in keep]
     return dict(
         name=source.name, ann_file=source.ann_file, num_images=len(imgs),
@@ -294,10 +314,8 @@ def build_report(sources: Sequence[AnnSource], progress: bool = False) -> dict:
     if not sources:
         raise DatasetReportError('no sources: give a config with a MultiSourceDataset or '
                                  '--ann NAME=path.json')
-    from rich.console import Console
-    from rich.progress import Progress
     stats = {}
-    with Progress(console=Console(stderr=True), disable=not progress, transient=True) as bar:
+    with progress_bar(disable=not progress) as bar:
         for src in sources:
             size = osp.getsize(src.ann_file) if osp.isfile(src.ann_file) else 0
             # a rough chunk count from the file size (about 280 bytes per annotation)
@@ -309,26 +327,10 @@ def build_report(sources: Sequence[AnnSource], progress: bool = False) -> dict:
 
 
 # ---------------------------------------------------------------------- outputs
-def _atomic(path: str, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path) or '.', suffix='.tmp')
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-
-
 def write_report(report: dict, out_dir: str) -> str:
     """Write ``<out_dir>/report.json`` atomically and return its path."""
-    os.makedirs(out_dir, exist_ok=True)
     path = osp.join(out_dir, 'report.json')
-
-    def dump(tmp):
-        with open(tmp, 'w') as f:
-            json.dump(report, f, indent=1)
-    _atomic(path, dump)
+    atomic_write(path, json.dumps(report, indent=1))
     return path
 
 
@@ -355,9 +357,21 @@ def plot_report(report: dict, out_dir: str, max_classes: int = 40) -> Dict[str, 
     def save(fig, name):
         paths[name] = osp.join(out_dir, f'{name}.png')
         fig.tight_layout()
-        _atomic(paths[name], lambda tmp: fig.savefig(tmp, format='png', dpi=90))
+        atomic_write(paths[name], lambda tmp: fig.savefig(tmp, format='png', dpi=90))
         plt.close(fig)
 
+    save(_plot_class_counts(plt, stats, max_classes), 'class_counts')
+    for key, fig in _plot_box_histograms(plt, stats):
+        save(fig, key)
+    save(_plot_boxes_per_image(plt, stats), 'boxes_per_image')
+    if any(s['keypoints'] for s in stats.values()):
+        save(_plot_keypoint_visibility(plt, stats), 'keypoint_visibility')
+    save(_plot_overlap(plt, report['overlap']), 'overlap')
+    return paths
+
+
+def _plot_class_counts(plt, stats: dict, max_classes: int):
+    """Instances per class (the ``max_classes`` most frequent), one panel per source."""
     fig, axes = plt.subplots(1, len(stats), figsize=(4.5 * len(stats), 0.25 * min(
         max_classes, max(len(s['classes']) for s in stats.values())) + 1.5), squeeze=False)
     for ax, (name, s) in zip(axes[0], stats.items()):
@@ -365,8 +379,12 @@ def plot_report(report: dict, out_dir: str, max_classes: int = 40) -> Dict[str, 
         ax.barh([c for c, _ in top][::-1], [n for _, n in top][::-1])
         shown = f'top {len(top)} of {len(s["classes"])}' if len(top) < len(s['classes']) else ''
         ax.set_title(f'{name}: instances per class {shown}'.strip(), fontsize=9)
-    save(fig, 'class_counts')
+    return fig
 
+
+def _plot_box_histograms(plt, stats: dict) -> list:
+    """``[('box_size', fig), ('aspect_ratio', fig)]``: box-shape histograms per source."""
+    figs = []
     for key, xlabel, log in (('box_size', 'sqrt(box area / image area)', False),
                              ('aspect_ratio', 'aspect ratio w / h', True)):
         fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -380,8 +398,12 @@ def plot_report(report: dict, out_dir: str, max_classes: int = 40) -> Dict[str, 
                           ['1/8', '1/4', '1/2', '1', '2', '4', '8'])
             ax.minorticks_off()
         ax.legend()
-        save(fig, key)
+        figs.append((key, fig))
+    return figs
 
+
+def _plot_boxes_per_image(plt, stats: dict):
+    """Histogram of the number of boxes per image, per source."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, s in stats.items():
         hist = np.asarray(s['boxes_per_image']['hist'], float)
@@ -389,24 +411,28 @@ def plot_report(report: dict, out_dir: str, max_classes: int = 40) -> Dict[str, 
                   label=f'{name} (mean {s["boxes_per_image"]["mean"]:.2f})')
     ax.set(xlabel='boxes per image', ylabel='fraction of images')
     ax.legend()
-    save(fig, 'boxes_per_image')
+    return fig
 
+
+def _plot_keypoint_visibility(plt, stats: dict):
+    """Stacked visibility counts per keypoint, one panel per source with keypoints."""
     with_kpts = {n: s['keypoints'] for n, s in stats.items() if s['keypoints']}
-    if with_kpts:
-        fig, axes = plt.subplots(len(with_kpts), 1, squeeze=False,
-                                 figsize=(7, 2.8 * len(with_kpts)))
-        for ax, (name, k) in zip(axes[:, 0], with_kpts.items()):
-            bottom = np.zeros(len(k['names']))
-            for v, label in (('2', 'visible (2)'), ('1', 'occluded (1)'), ('0', 'unlabelled (0)')):
-                counts = np.array([k['visibility'][n][v] for n in k['names']], float)
-                ax.bar(k['names'], counts, bottom=bottom, label=label)
-                bottom += counts
-            ax.set_title(f'{name}: keypoint visibility', fontsize=9)
-            ax.tick_params(axis='x', labelrotation=60, labelsize=7)
-            ax.legend(fontsize=7)
-        save(fig, 'keypoint_visibility')
+    fig, axes = plt.subplots(len(with_kpts), 1, squeeze=False,
+                             figsize=(7, 2.8 * len(with_kpts)))
+    for ax, (name, k) in zip(axes[:, 0], with_kpts.items()):
+        bottom = np.zeros(len(k['names']))
+        for v, label in (('2', 'visible (2)'), ('1', 'occluded (1)'), ('0', 'unlabelled (0)')):
+            counts = np.array([k['visibility'][n][v] for n in k['names']], float)
+            ax.bar(k['names'], counts, bottom=bottom, label=label)
+            bottom += counts
+        ax.set_title(f'{name}: keypoint visibility', fontsize=9)
+        ax.tick_params(axis='x', labelrotation=60, labelsize=7)
+        ax.legend(fontsize=7)
+    return fig
 
-    ov = report['overlap']
+
+def _plot_overlap(plt, ov: dict):
+    """The sources' label-space Jaccard matrix with the shared-class counts."""
     n = len(ov['sources'])
     fig, ax = plt.subplots(figsize=(1.2 * n + 2.5, 1.0 * n + 1.8))
     im = ax.imshow(np.asarray(ov['jaccard'], float), vmin=0, vmax=1, cmap='viridis')
@@ -419,5 +445,4 @@ def plot_report(report: dict, out_dir: str, max_classes: int = 40) -> Dict[str, 
     ax.set_yticks(range(n), ov['sources'])
     ax.set_title('label-space overlap (Jaccard)', fontsize=9)
     fig.colorbar(im, ax=ax)
-    save(fig, 'overlap')
-    return paths
+    return fig

@@ -18,9 +18,6 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-from mmengine.dataset import pseudo_collate
-from rich.console import Console
-from rich.progress import track
 from sklearn.linear_model import LogisticRegression
 from sklearn.manifold import TSNE
 from sklearn.metrics import davies_bouldin_score, pairwise_distances, silhouette_score
@@ -28,7 +25,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torchvision.ops import roi_align
-from .io import atomic_write as _atomic_write
+
+from ..io import atomic_write as _atomic_write
+from ..progress import collated_batches
 
 __all__ = ['FeatureSpaceError', 'pick_indices', 'extract_features', 'cluster_metrics',
            'fisher_ratio', 'domain_gap', 'analyse_features', 'tsne_embedding', 'plot_tsne',
@@ -140,10 +139,9 @@ def extract_features(model: torch.nn.Module,
     model.eval()
     out: Dict[str, list] = {k: [] for k in ('image_feats', 'image_groups', 'inst_feats',
                                             'inst_groups', 'inst_classes', 'inst_image')}
-    chunks = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
     stride = None
-    for chunk in track(chunks, description='extracting features', console=Console(stderr=True)):
-        data = model.data_preprocessor(pseudo_collate([dataset[i] for i in chunk]), False)
+    for chunk, data in collated_batches(dataset, batch_size, indices, 'extracting features'):
+        data = model.data_preprocessor(data, False)
         feats = model.extract_feat(data['inputs'])
         feats = feats if isinstance(feats, (tuple, list)) else (feats, )
         if not -len(feats) <= level < len(feats):

@@ -18,11 +18,10 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
-from mmengine.dataset import pseudo_collate
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
-from rich.console import Console
-from rich.progress import track
+
+from ..progress import collated_batches
 
 __all__ = ['CrossDatasetError', 'complete_coco_gt', 'matrix_from_predictions', 'predict_per_head',
            'cross_dataset_matrix', 'matrix_markdown', 'plot_matrix']
@@ -154,11 +153,12 @@ def _to_eval_categories(dets: Sequence[dict], common: List[str], cat_of: Dict[st
 def predict_per_head(model: torch.nn.Module, dataset, batch_size: int = 4) -> Dict[str, list]:
     """Run every head of a ``MultiHeadDetector`` on every image of ``dataset``.
 
-    The backbone / neck (and shared RPN) run once per batch; each head then predicts on the
-    whole batch in its own label space, boxes rescaled to the original image.
+    ``model.predict_per_head`` on every batch: the backbone / neck (and shared RPN) run
+    once, each head predicts on the whole batch in its own label space (with its own copy
+    of a ``SoftParameterSharing`` neck), boxes rescaled to the original image.
 
     Args:
-        model (MultiHeadDetector): The model (its ``heads`` ModuleDict is read).
+        model (MultiHeadDetector): The model.
         dataset (BaseDataset): A dataset with a test pipeline keeping ``img_id`` and
             ``scale_factor`` in the packed metainfo.
         batch_size (int): Images per forward pass. Defaults to 4.
@@ -168,22 +168,17 @@ def predict_per_head(model: torch.nn.Module, dataset, batch_size: int = 4) -> Di
         label)`` (label in the head's classes).
     """
     heads = getattr(model, 'heads', None)
-    if not isinstance(heads, torch.nn.ModuleDict) or not hasattr(model, 'extract_feat'):
+    if not isinstance(heads, torch.nn.ModuleDict) or \
+            not callable(getattr(model, 'predict_per_head', None)):
         raise CrossDatasetError(f'{type(model).__name__} has no heads ModuleDict: the cross-'
                                 'dataset matrix needs a MultiHeadDetector')
     model.eval()
     out: Dict[str, list] = {h: [] for h in heads}
-    chunks = [list(range(i, min(i + batch_size, len(dataset))))
-              for i in range(0, len(dataset), batch_size)]
-    for chunk in track(chunks, description='predicting', console=Console(stderr=True)):
-        data = model.data_preprocessor(pseudo_collate([dataset[i] for i in chunk]), False)
+    for _, data in collated_batches(dataset, batch_size, description='predicting'):
+        data = model.data_preprocessor(data, False)
         samples = data['data_samples']
-        x = model.extract_feat(data['inputs'])
-        rpn = getattr(model, 'rpn_head', None)
-        proposals = rpn.predict(x, samples, rescale=False) if rpn is not None else None
-        for name, head in heads.items():
-            results = (head.predict(x, samples, rescale=True) if proposals is None
-                       else head.predict(x, proposals, samples, rescale=True))
+        per_head = model.predict_per_head(data['inputs'], samples, rescale=True)
+        for name, results in per_head.items():
             for sample, res in zip(samples, results):
                 xyxy = res.bboxes.cpu().numpy().astype(np.float64)
                 for box, score, label in zip(xyxy, res.scores.tolist(), res.labels.tolist()):

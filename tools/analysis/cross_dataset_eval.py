@@ -34,7 +34,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mtl_plugin.evaluation.cross_dataset import (CrossDatasetError,  # noqa: E402
                                                  complete_coco_gt, cross_dataset_matrix,
                                                  matrix_markdown, plot_matrix)
-from mtl_plugin.analysis.io import atomic_write as _atomic_write  # noqa: E402
+from mtl_plugin.io import atomic_write as _atomic_write  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

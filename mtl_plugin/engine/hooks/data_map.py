@@ -7,10 +7,10 @@ the model reports, from its own training forward (no second forward), how confid
 is in every gold label; the hook writes one file per epoch, and
 ``tools/analysis/data_map.py`` turns them into scored labels.
 """
+import io
 import json
 import os
 import os.path as osp
-import tempfile
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -21,7 +21,7 @@ from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
-from ...analysis.io import atomic_write as _atomic_write
+from ...io import atomic_write as _atomic_write
 from .data_map_recorder import (EPOCH_FILE, SUPPORTED_MODELS, DataMapRecorder, SampleKey,
                                 gold_confidence, sample_key)
 
@@ -204,9 +204,9 @@ class DataMapHook(Hook):
             runner.logger.warning(f'DataMapHook: nothing was recorded in epoch {period}: '
                                   'check that the model calls the recorder in loss()')
         path = osp.join(self.data_dir, EPOCH_FILE.format(period))
-        with tempfile.NamedTemporaryFile(dir=self.data_dir, suffix='.tmp', delete=False) as f:
-            np.savez_compressed(f, **rows)
-        os.replace(f.name, path)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **rows)
+        _atomic_write(path, buf.getvalue())
         runner.logger.info(f'DataMapHook: {len(rows["confidence"])} labels of epoch {period} '
                            f'-> {path}')
 
