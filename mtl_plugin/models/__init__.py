@@ -14,7 +14,8 @@ from .pose import MultiHeadPoseEstimator
 
 __all__ = [
     'MultiHeadDetector', 'GroupRoutedEnsemble', 'MultiHeadMixin', 'MultiHeadPoseEstimator',
-    'GroupAwareModel', 'make_group_aware', 'GroupContextHook', 'GroupWeightedFocalHeatmapLoss', 'GroupWeightedKeypointMSELoss',
+    'GroupAwareModel', 'make_group_aware', 'GroupContextHook', 'GroupWeightedFocalHeatmapLoss',
+    'GroupWeightedKeypointMSELoss',
     'GroupWeightedLoss', 'group_context', 'DatasetClsHead', 'GradientReversal',
     'GradientReversalLayer', 'HierarchicalClassifier', 'AdaptivePoolAlign', 'AttentionFusion',
     'ChannelAlign', 'ConcatFusion', 'CrossStitchNetwork', 'CrossStitchUnit',

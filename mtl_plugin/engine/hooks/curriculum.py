@@ -92,9 +92,10 @@ class CurriculumLearningHook(Hook):
       ``group_weights``, ``group_ratios``, ``oversample``, ``undersample``) the segment is
       a group id (``'1'`` and ``1`` are the same key) or name, checked against the train
       dataset's groups: an unknown group fails before the first iteration, and a group
-      the dict does not list yet is added (its weight was the default 1.0). When the value sits in a dict attribute ``<attr>`` of an
-      object with a ``set_<attr>(new_dict)`` method (e.g. a sampler's
-      ``set_group_weights``), that method is called with an updated copy of the dict, so
+      the dict does not list yet is added (its weight was the default 1.0). When the value
+      sits in a dict attribute ``<attr>`` of an object with a ``set_<attr>(new_dict)``
+      method (a sampler's ``set_group_weights``, a group-weighted loss's
+      ``set_group_id_weight``), that method is called with an updated copy of the dict, so
       the object can validate and recompute. A 1-element tensor (parameter / buffer) is
       filled in place.
     - ``by_epoch`` (default True): the clock is ``runner.epoch`` (0-based epoch about to

@@ -1,7 +1,8 @@
 """Group-weighted losses: weight each sample's loss by its group (``group_id_weight``).
 
 Importing this package registers, in MMEngine's root registries (found from any scope),
-``GroupContextHook`` (HOOKS; a removed hook's shim naming ``GroupAwareModel``), ``GroupWeightedLoss`` (mmdet losses),
+``GroupContextHook`` (HOOKS; the shim of a removed hook, naming ``GroupAwareModel``),
+``GroupWeightedLoss`` (mmdet losses),
 ``GroupWeightedKeypointMSELoss`` and ``GroupWeightedFocalHeatmapLoss`` (mmpose
 heatmap losses) (MODELS).
 """
