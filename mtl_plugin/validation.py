@@ -74,7 +74,7 @@ def check_finite(value: Any, what: str, owner: str, minimum: float = 0.0,
                         f'({type(value).__name__}){hint}')
     number = float(value)
     if not math.isfinite(number) or number < minimum or (strict and number == minimum):
-        raise ValueError(f'{where} must be {rule}, but got {value!r}{hint}')
+        raise ValueError(f'{where} must be {rule}, but got {number!r}{hint}')
     return number
 
 

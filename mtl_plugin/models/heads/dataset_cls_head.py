@@ -18,7 +18,6 @@ iterations, e.g. with :class:`CurriculumLearningHook`::
         dict(param='model.aux_head.loss_weight', milestones=[10], values=[0.4, 0.15]),
         dict(param='model.aux_head.grl_lambda', type='dann', by_epoch=False)])]
 """
-import numbers
 from collections.abc import Mapping
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -29,16 +28,13 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 from ...groups import Groups, GroupKeyed
+from ...validation import is_int
 from ..utils import build_with_mmdet_fallback
 from .gradient_reversal import GradientReversal, check_non_negative
 
 __all__ = ['DatasetClsHead']
 
 Feats = Union[Tensor, Sequence[Tensor]]
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 @MODELS.register_module()
@@ -102,13 +98,13 @@ class DatasetClsHead(BaseModule):
                  loss: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if not _is_int(num_groups) or num_groups < 2:
+        if not is_int(num_groups) or num_groups < 2:
             raise ValueError(f'DatasetClsHead: num_groups must be an int >= 2 (a classifier '
                              f'over datasets), but got {num_groups!r}')
-        if not (_is_int(feat_index) or feat_index == 'all'):
+        if not (is_int(feat_index) or feat_index == 'all'):
             raise ValueError(f"DatasetClsHead: feat_index must be an int or 'all', but got "
                              f'{feat_index!r}')
-        if hidden_channels is not None and (not _is_int(hidden_channels) or hidden_channels < 1):
+        if hidden_channels is not None and (not is_int(hidden_channels) or hidden_channels < 1):
             raise ValueError(f'DatasetClsHead: hidden_channels must be a positive int or None, '
                              f'but got {hidden_channels!r}')
         if not isinstance(gradient_reversal, bool):
@@ -142,10 +138,10 @@ class DatasetClsHead(BaseModule):
     def _check_channels(in_channels: Any, feat_index: Union[int, str],
                         num_levels: Optional[int]) -> Tuple[int, ...]:
         """Channels of each pooled level (one entry unless ``feat_index='all'``)."""
-        if _is_int(in_channels):
+        if is_int(in_channels):
             channels: Tuple[int, ...] = (int(in_channels), )
         elif isinstance(in_channels, (list, tuple)) and in_channels and \
-                all(_is_int(c) for c in in_channels):
+                all(is_int(c) for c in in_channels):
             channels = tuple(int(c) for c in in_channels)
         else:
             raise ValueError('DatasetClsHead: in_channels must be a positive int or a non-empty '
@@ -154,8 +150,8 @@ class DatasetClsHead(BaseModule):
             raise ValueError(f'DatasetClsHead: in_channels must be positive, but got '
                              f'{in_channels!r}')
         if feat_index == 'all':
-            if _is_int(in_channels):
-                if not _is_int(num_levels) or num_levels < 1:
+            if is_int(in_channels):
+                if not is_int(num_levels) or num_levels < 1:
                     raise ValueError(
                         "DatasetClsHead: feat_index='all' with an int in_channels needs "
                         f'num_levels (a positive int), but got num_levels={num_levels!r}; or '
@@ -176,7 +172,7 @@ class DatasetClsHead(BaseModule):
         owner = 'DatasetClsHead'
 
         def check_class(c: Any, where: str, _: str) -> int:
-            if not (_is_int(c) and 0 <= c < num_groups):
+            if not (is_int(c) and 0 <= c < num_groups):
                 raise ValueError(f'{owner}: group_ids must map groups (ids or names) to class '
                                  f'indices in [0, {num_groups}), but got {where} = {c!r}')
             return int(c)
@@ -191,7 +187,7 @@ class DatasetClsHead(BaseModule):
                                  f'class(es) {missing} of num_groups={num_groups}')
             return table
         if isinstance(group_ids, (list, tuple)):
-            if len(group_ids) != num_groups or not all(_is_int(g) for g in group_ids) or \
+            if len(group_ids) != num_groups or not all(is_int(g) for g in group_ids) or \
                     len(set(group_ids)) != len(group_ids):
                 raise ValueError(f'{owner}: group_ids as a list gives the group id of each '
                                  f'of the num_groups={num_groups} classes ({num_groups} distinct '
@@ -278,7 +274,7 @@ class DatasetClsHead(BaseModule):
                                'metainfo: wrap the dataset in MultiSourceDataset; got metainfo '
                                f'keys {sorted(meta)}')
             group_id = meta['group_id']
-            group_id = int(group_id) if _is_int(group_id) or (
+            group_id = int(group_id) if is_int(group_id) or (
                 isinstance(group_id, Tensor) and group_id.numel() == 1) else group_id
             if group_id not in self.group_to_class:
                 raise ValueError(f'DatasetClsHead: data sample {i} has group_id={group_id!r} '

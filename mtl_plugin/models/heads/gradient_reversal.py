@@ -8,13 +8,13 @@ Example (an adversarial dataset classifier that makes shared features dataset-in
 ``lambd`` is a plain float attribute, so :class:`CurriculumLearningHook` can ramp it, e.g.
 ``dict(param='model.aux_head.grl.lambd', type='dann', by_epoch=False)``.
 """
-import math
-import numbers
 from typing import Any, Tuple
 
 import torch
 from mmengine.registry import MODELS
 from torch import Tensor, nn
+
+from ...validation import check_finite
 
 __all__ = ['GradientReversal', 'GradientReversalLayer', 'check_non_negative']
 
@@ -33,13 +33,7 @@ def check_non_negative(name: str, value: Any) -> float:
         TypeError: If ``value`` is not a real number.
         ValueError: If ``value`` is NaN, infinite or negative.
     """
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f'{name} must be a finite float >= 0, but got {value!r} '
-                        f'({type(value).__name__})')
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f'{name} must be a finite float >= 0, but got {value!r}')
-    return value
+    return check_finite(value, name, owner='')
 
 
 class GradientReversal(torch.autograd.Function):

@@ -12,7 +12,6 @@ outputs. So each one drops in as a detector's ``neck`` (``forward(tuple) -> tupl
 
     neck=dict(type='ChannelAlign', in_channels=[128, 256, 512], out_channels=256)
 """
-import numbers
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -22,25 +21,23 @@ from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
+from ...validation import is_int
+
 __all__ = ['AdaptivePoolAlign', 'ChannelAlign', 'ConcatFusion', 'AttentionFusion', 'resize_to']
 
 Maps = Union[Tensor, Sequence[Tensor]]
 OptCfg = Optional[Union[dict, List[dict]]]
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
 def _check_positive_int(owner: str, name: str, value: Any) -> int:
-    if not _is_int(value) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f'{owner}: {name} must be a positive int, but got {value!r}')
     return int(value)
 
 
 def _check_channel_list(owner: str, value: Any, min_len: int) -> List[int]:
     if not isinstance(value, (list, tuple)) or len(value) < min_len \
-            or not all(_is_int(c) and c >= 1 for c in value):
+            or not all(is_int(c) and c >= 1 for c in value):
         raise ValueError(f'{owner}: in_channels must be a list of at least {min_len} positive '
                          f'ints (one per input), but got {value!r}')
     return [int(c) for c in value]
@@ -130,10 +127,10 @@ class AdaptivePoolAlign(nn.Module):
 
     def __init__(self, output_size: Union[int, Sequence[int]], mode: str = 'avg') -> None:
         super().__init__()
-        if _is_int(output_size):
+        if is_int(output_size):
             output_size = (output_size, output_size)
         if not isinstance(output_size, (list, tuple)) or len(output_size) != 2 \
-                or not all(_is_int(s) and s >= 1 for s in output_size):
+                or not all(is_int(s) and s >= 1 for s in output_size):
             raise ValueError('AdaptivePoolAlign: output_size must be a positive int or a pair '
                              f'(h, w) of positive ints, but got {output_size!r}')
         if mode not in ('avg', 'max'):
@@ -181,7 +178,7 @@ class ChannelAlign(BaseModule):
                  init_cfg: OptCfg = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.out_channels = _check_positive_int('ChannelAlign', 'out_channels', out_channels)
-        self.shared = _is_int(in_channels)
+        self.shared = is_int(in_channels)
         if self.shared:
             _check_positive_int('ChannelAlign', 'in_channels', in_channels)
             channels = [int(in_channels)]
@@ -232,7 +229,7 @@ class ConcatFusion(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.in_channels = _check_channel_list('ConcatFusion', in_channels, 2)
         self.out_channels = _check_positive_int('ConcatFusion', 'out_channels', out_channels)
-        if not _is_int(kernel_size) or kernel_size not in (1, 3):
+        if not is_int(kernel_size) or kernel_size not in (1, 3):
             raise ValueError(f'ConcatFusion: kernel_size must be 1 or 3, but got {kernel_size!r}')
         self.fuse = ConvModule(sum(self.in_channels), self.out_channels, kernel_size,
                                padding=kernel_size // 2, norm_cfg=norm_cfg, act_cfg=act_cfg)

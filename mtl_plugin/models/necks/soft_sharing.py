@@ -21,14 +21,11 @@ from torch import Tensor, nn
 
 from ..heads.gradient_reversal import check_non_negative
 from ..utils import build_with_mmdet_fallback
+from ...validation import is_int
 
 __all__ = ['CrossStitchUnit', 'CrossStitchNetwork', 'SoftParameterSharing']
 
 OptCfg = Optional[Union[dict, List[dict]]]
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 def _build(owner: str, name: str, cfg: Any) -> nn.Module:
@@ -74,10 +71,10 @@ class CrossStitchUnit(BaseModule):
                  init_same: float = 0.9,
                  init_cfg: OptCfg = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        if not _is_int(num_tasks) or num_tasks < 2:
+        if not is_int(num_tasks) or num_tasks < 2:
             raise ValueError(f'CrossStitchUnit: num_tasks must be an int >= 2, but got '
                              f'{num_tasks!r}')
-        if channels is not None and (not _is_int(channels) or channels < 1):
+        if channels is not None and (not is_int(channels) or channels < 1):
             raise ValueError(f'CrossStitchUnit: channels must be a positive int (per-channel '
                              f'mixing) or None, but got {channels!r}')
         if not isinstance(init_same, numbers.Real) or isinstance(init_same, bool) \
@@ -164,7 +161,7 @@ class CrossStitchNetwork(BaseModule):
         if not isinstance(stages, (list, tuple)) or not stages:
             raise TypeError(f'CrossStitchNetwork: stages must be a non-empty list of module '
                             f'configs, but got {stages!r}')
-        if not _is_int(num_tasks) or num_tasks < 2:
+        if not is_int(num_tasks) or num_tasks < 2:
             raise ValueError(f'CrossStitchNetwork: num_tasks must be an int >= 2, but got '
                              f'{num_tasks!r}')
         if channels is None:
