@@ -19,13 +19,11 @@ known groups and the closest name, raised before the first iteration (components
 see the dataset check at build time; losses check on their first call, before any
 update).
 """
-import difflib
 import math
-from numbers import Integral, Real
 from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple,
                     TypeVar, Union)
 
-import numpy as np
+from .validation import did_you_mean, is_int, is_real
 
 __all__ = [
     'DEFAULT', 'GroupKey', 'Groups', 'GroupKeyed', 'UnknownGroupError',
@@ -46,10 +44,6 @@ class UnknownGroupError(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ''
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def check_group_name(name: Any, where: str) -> str:
@@ -95,7 +89,7 @@ def normalize_group_key(key: Any, what: str, owner: str,
         TypeError: For a key that is neither an int nor a str.
         ValueError: For ``'default'`` where it is not allowed, or an empty / negative key.
     """
-    if _is_int(key):
+    if is_int(key):
         if int(key) < 0:
             raise ValueError(f'{owner}: {what} key {key!r} is a negative group id; ids are >= 0')
         return int(key)
@@ -127,8 +121,7 @@ def positive_weight(value: Any, what: str, owner: str) -> float:
     Returns:
         float: The value.
     """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (Real, np.floating,
-                                                                       np.integer)):
+    if not is_real(value):
         raise TypeError(f'{owner}: {what} = {value!r} is not a number; give a finite float > 0, '
                         'e.g. 2.0')
     value = float(value)
@@ -255,8 +248,7 @@ class Groups:
                 return norm
         elif norm in self._id_of:
             return self._id_of[norm]
-        close = difflib.get_close_matches(str(norm), self.names, n=1)
-        hint = f'; did you mean {close[0]!r}?' if close else ''
+        hint = did_you_mean(norm, self.names)
         raise UnknownGroupError(f'{owner}: unknown group {key!r} in {what}; known groups: '
                                 f'{self.known()}{hint}')
 
