@@ -17,7 +17,6 @@ Per-task learning rates are MMEngine's own ``paramwise_cfg`` (no hook needed)::
             'heads.person': dict(lr_mult=0.5),
             'backbone': dict(lr_mult=0.1)}))
 """
-import difflib
 from collections.abc import Mapping
 from typing import Dict, List, Optional, Tuple
 
@@ -25,6 +24,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 from torch import nn
+
+from ...validation import suggest
 
 DATA_BATCH = Optional[object]
 EVAL_MODES = ('norm', 'all', 'none')
@@ -152,7 +153,7 @@ class StagedTrainingHook(Hook):
             for key in ('freeze', 'unfreeze'):
                 for path in stage[key]:
                     if path not in known:
-                        close = difflib.get_close_matches(path, names, n=5, cutoff=0.5)
+                        close = suggest(path, names, n=5, cutoff=0.5)
                         parent = path.rsplit('.', 1)[0] if '.' in path else ''
                         children = [n for n in names if n.startswith(parent + '.') and
                                     n.count('.') == parent.count('.') + 1] if parent in known \
