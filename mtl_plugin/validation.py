@@ -78,6 +78,31 @@ def check_finite(value: Any, what: str, owner: str, minimum: float = 0.0,
     return number
 
 
+def non_negative_property(name: str, label: str, doc: str) -> property:
+    """A float attribute checked on every assignment (finite, >= 0), kept in ``_<name>``.
+
+    Being a plain ``property``, it stays schedulable (``CurriculumLearningHook`` sets it
+    by attribute) and is listed among an object's names in error messages.
+
+    Args:
+        name (str): The attribute's name (the value lives in ``self._<name>``).
+        label (str): Its name in the error (``'DatasetClsHead.loss_weight'``).
+        doc (str): The property's docstring.
+
+    Returns:
+        property: Assign it in the class body: ``lambd = non_negative_property(...)``.
+    """
+    private = f'_{name}'
+
+    def fget(self) -> float:
+        return getattr(self, private)
+
+    def fset(self, value: Any) -> None:
+        setattr(self, private, check_finite(value, label, owner=''))
+
+    return property(fget, fset, doc=doc)
+
+
 def check_positive_finite(value: Any, what: str, owner: str, hint: str = '') -> float:
     """A finite real number ``> 0``, as a float (see :func:`check_finite`).
 
@@ -143,4 +168,4 @@ def did_you_mean(name: Any, known: Iterable[Any], cutoff: float = 0.6) -> str:
 
 
 __all__ = ['is_int', 'is_real', 'is_finite_real', 'check_finite', 'check_positive_finite',
-           'check_choice', 'suggest', 'did_you_mean']
+           'check_choice', 'suggest', 'did_you_mean', 'non_negative_property']

@@ -52,21 +52,27 @@ def inject_label_noise(coco: dict, rate: float, kinds: Sequence[str] = NOISE_KIN
     for i in sorted(chosen.tolist()):
         ann = anns[i]
         kind = str(rng.choice(list(kinds)))
-        rec = dict(ann_id=ann['id'], image_id=ann['image_id'], kind=kind,
-                   category_id=ann['category_id'])
-        if kind == 'swap_class':
-            ann['category_id'] = int(rng.choice([c for c in cat_ids if c != ann['category_id']]))
-            rec['new_category_id'] = ann['category_id']
-        elif kind == 'drop':
+        records.append(_corrupt(ann, kind, rng, cat_ids, size[ann['image_id']], shift))
+        if kind == 'drop':
             dropped.add(ann['id'])
-        else:
-            x, y, w, h = ann['bbox']
-            sx, sy = rng.choice([-1, 1], size=2) * shift
-            width, height = size[ann['image_id']]
-            nx = float(np.clip(x + sx * w, 0, max(width - w, 0)))
-            ny = float(np.clip(y + sy * h, 0, max(height - h, 0)))
-            rec['bbox'], ann['bbox'] = list(ann['bbox']), [round(nx, 2), round(ny, 2), w, h]
-            rec['new_bbox'] = ann['bbox']
-        records.append(rec)
     out['annotations'] = [a for a in anns if a['id'] not in dropped]
     return out, records
+
+
+def _corrupt(ann: dict, kind: str, rng: np.random.Generator, cat_ids: List[int],
+             image_size: Tuple[int, int], shift: float) -> dict:
+    """Apply ``kind`` to ``ann`` in place (``'drop'``: the caller removes it); its record."""
+    rec = dict(ann_id=ann['id'], image_id=ann['image_id'], kind=kind,
+               category_id=ann['category_id'])
+    if kind == 'swap_class':
+        ann['category_id'] = int(rng.choice([c for c in cat_ids if c != ann['category_id']]))
+        rec['new_category_id'] = ann['category_id']
+    elif kind == 'shift_box':
+        x, y, w, h = ann['bbox']
+        sx, sy = rng.choice([-1, 1], size=2) * shift
+        width, height = image_size
+        nx = float(np.clip(x + sx * w, 0, max(width - w, 0)))
+        ny = float(np.clip(y + sy * h, 0, max(height - h, 0)))
+        rec['bbox'], ann['bbox'] = list(ann['bbox']), [round(nx, 2), round(ny, 2), w, h]
+        rec['new_bbox'] = ann['bbox']
+    return rec

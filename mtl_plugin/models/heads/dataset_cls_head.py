@@ -28,9 +28,9 @@ from mmengine.registry import MODELS
 from torch import Tensor, nn
 
 from ...groups import Groups, GroupKeyed
-from ...validation import is_int
+from ...validation import is_int, non_negative_property
 from ..utils import build_with_mmdet_fallback
-from .gradient_reversal import GradientReversal, check_non_negative
+from .gradient_reversal import GradientReversal
 
 __all__ = ['DatasetClsHead']
 
@@ -211,23 +211,12 @@ class DatasetClsHead(BaseModule):
         return self.group_to_class
 
     # ------------------------------------------------------------------ schedulable values
-    @property
-    def loss_weight(self) -> float:
-        """Factor of the loss (float; may be changed between iterations)."""
-        return self._loss_weight
-
-    @loss_weight.setter
-    def loss_weight(self, value: float) -> None:
-        self._loss_weight = check_non_negative('DatasetClsHead.loss_weight', value)
-
-    @property
-    def grl_lambda(self) -> float:
-        """Gradient reversal coefficient (float; may be changed between iterations)."""
-        return self._grl_lambda
-
-    @grl_lambda.setter
-    def grl_lambda(self, value: float) -> None:
-        self._grl_lambda = check_non_negative('DatasetClsHead.grl_lambda', value)
+    loss_weight = non_negative_property(
+        'loss_weight', 'DatasetClsHead.loss_weight',
+        'Factor of the loss (float; may be changed between iterations).')
+    grl_lambda = non_negative_property(
+        'grl_lambda', 'DatasetClsHead.grl_lambda',
+        'Gradient reversal coefficient (float; may be changed between iterations).')
 
     # ------------------------------------------------------------------ forward
     def pool(self, feats: Feats) -> Tensor:

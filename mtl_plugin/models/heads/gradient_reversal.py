@@ -14,7 +14,7 @@ import torch
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
-from ...validation import check_finite
+from ...validation import check_finite, non_negative_property
 
 __all__ = ['GradientReversal', 'GradientReversalLayer', 'check_non_negative']
 
@@ -68,14 +68,8 @@ class GradientReversalLayer(nn.Module):
         super().__init__()
         self.lambd = lambd
 
-    @property
-    def lambd(self) -> float:
-        """The reversal coefficient (float, validated on assignment)."""
-        return self._lambd
-
-    @lambd.setter
-    def lambd(self, value: float) -> None:
-        self._lambd = check_non_negative('GradientReversalLayer.lambd', value)
+    lambd = non_negative_property('lambd', 'GradientReversalLayer.lambd',
+                                  'The reversal coefficient (float, validated on assignment).')
 
     def forward(self, x: Tensor) -> Tensor:
         """Identity on ``x`` (any shape); reversed, scaled gradient."""

@@ -19,9 +19,8 @@ from mmengine.model import BaseModule, ModuleDict
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
-from ..heads.gradient_reversal import check_non_negative
 from ..utils import build_with_mmdet_fallback
-from ...validation import is_int
+from ...validation import is_int, non_negative_property
 
 __all__ = ['CrossStitchUnit', 'CrossStitchNetwork', 'SoftParameterSharing']
 
@@ -249,14 +248,9 @@ class SoftParameterSharing(BaseModule):
                                  f'{len(layout)} parameters); the branch config must build '
                                  'the same module every time')
 
-    @property
-    def l2_weight(self) -> float:
-        """Weight of the L2 penalty (float; may be changed between iterations)."""
-        return self._l2_weight
-
-    @l2_weight.setter
-    def l2_weight(self, value: float) -> None:
-        self._l2_weight = check_non_negative('SoftParameterSharing: l2_weight', value)
+    l2_weight = non_negative_property(
+        'l2_weight', 'SoftParameterSharing: l2_weight',
+        'Weight of the L2 penalty (float; may be changed between iterations).')
 
     def forward(self, x: Any, task: str) -> Any:
         """Run the copy of ``task`` on ``x`` (whatever the branch takes and returns)."""
