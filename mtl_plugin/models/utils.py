@@ -1,5 +1,5 @@
 """Small helpers shared by the model modules."""
-from typing import Mapping
+from typing import Any, Mapping, Optional
 
 from mmengine.registry import MODELS
 from torch import nn
@@ -29,3 +29,33 @@ def build_with_mmdet_fallback(cfg: Mapping) -> nn.Module:
         # ``MMDET_MODELS.build`` would switch back to the current default scope (e.g.
         # 'mmengine') and miss the type again; the scope prefix forces mmdet's registry
         return MODELS.build({**cfg, 'type': f'mmdet.{loss_type}'})
+
+
+class InvalidModeError(RuntimeError, ValueError):
+    """``forward(mode=...)`` got a mode other than ``'loss'``, ``'predict'``, ``'tensor'``."""
+
+
+def dispatch_mode(model: nn.Module, inputs: Any, data_samples: Optional[list],
+                  mode: str) -> Any:
+    """MMEngine's ``forward`` contract: ``model.loss`` / ``model.predict`` / ``model._forward``.
+
+    Args:
+        model (nn.Module): A model with ``loss``, ``predict`` and ``_forward``.
+        inputs (Any): The preprocessed inputs.
+        data_samples (list, optional): Their data samples.
+        mode (str): ``'loss'``, ``'predict'`` or ``'tensor'``.
+
+    Returns:
+        Any: The losses, the predicted samples or the raw outputs.
+
+    Raises:
+        InvalidModeError: For any other mode (a RuntimeError, as MMEngine's, and a
+            ValueError).
+    """
+    if mode == 'loss':
+        return model.loss(inputs, data_samples)
+    if mode == 'predict':
+        return model.predict(inputs, data_samples)
+    if mode == 'tensor':
+        return model._forward(inputs, data_samples)
+    raise InvalidModeError(f'Invalid mode "{mode}": use "loss", "predict" or "tensor"')

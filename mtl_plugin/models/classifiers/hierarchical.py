@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from ...engine.optim_wrappers.loss_weighting import MultiTaskLossMixin
 from ..heads import DatasetClsHead
 from ..multi_head import MultiHeadMixin
-from ..utils import build_with_mmdet_fallback
+from ..utils import build_with_mmdet_fallback, dispatch_mode
 
 __all__ = ['HierarchicalClassifier']
 
@@ -254,13 +254,7 @@ class HierarchicalClassifier(MultiTaskLossMixin, MultiHeadMixin, BaseModel):
                 mode: str = 'tensor') -> Union[Dict[str, Tensor], list]:
         """``mode``: ``'loss'`` (dict of losses), ``'predict'`` (data samples) or
         ``'tensor'`` (raw logits, see :meth:`_forward`)."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self._forward(inputs, data_samples)
-        raise RuntimeError(f'Invalid mode "{mode}": use "loss", "predict" or "tensor"')
+        return dispatch_mode(self, inputs, data_samples, mode)
 
     def _forward(self, inputs: Tensor,
                  data_samples: Optional[List[BaseDataElement]] = None) -> Dict[str, Tensor]:

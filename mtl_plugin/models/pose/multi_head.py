@@ -14,6 +14,7 @@ from ...engine.optim_wrappers.loss_weighting import MultiTaskLossMixin
 from .. import heads as _aux_heads  # noqa: F401  (registers DatasetClsHead for aux_head)
 from ..losses import group_context
 from ..multi_head import MultiHeadMixin
+from ..utils import dispatch_mode
 
 CfgDict = Union[dict, ConfigDict]
 
@@ -88,13 +89,7 @@ class MultiHeadPoseEstimator(MultiTaskLossMixin, MultiHeadMixin, BaseModel):
     def forward(self, inputs: Tensor, data_samples: Optional[SampleList] = None,
                 mode: str = 'tensor'):
         """``'loss'``, ``'predict'`` or ``'tensor'`` (raw head outputs), as in mmpose."""
-        if mode == 'loss':
-            return self.loss(inputs, data_samples)
-        if mode == 'predict':
-            return self.predict(inputs, data_samples)
-        if mode == 'tensor':
-            return self._forward(inputs, data_samples)
-        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', but got {mode!r}")
+        return dispatch_mode(self, inputs, data_samples, mode)
 
     # mmpose's conversion of head outputs (input space -> image space) into data samples
     add_pred_to_datasample = TopdownPoseEstimator.add_pred_to_datasample
