@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from .io import atomic_write
+from .validation import is_finite_real, is_int
 
 KEYPOINT_NAMES = ('top', 'right', 'bottom', 'left')
 SHAPES = ('ellipse', 'triangle', 'square', 'diamond', 'cross', 'ring')
@@ -53,36 +54,19 @@ DEFAULT_SOURCES = (
 
 
 @dataclass
-class GeneratorConfig:
-    """Settings of :func:`generate_multi_source`.
-
-    Args:
-        sources (Sequence[SourceSpec]): The sources. Defaults to person + animal.
-        num_train (int): Training images per source. Defaults to 64.
-        num_val (int): Validation images per source (partial labels). Defaults to 16.
-        num_test (int): Images of the fully labelled, mixed-look test split.
-            Defaults to 32.
-        img_size (int): Square image side in pixels. Defaults to 128.
-        max_own (int): Max labelled objects per image (at least 1). Defaults to 3.
-        max_other (int): Max unlabelled objects of other sources' classes. Defaults to 2.
-        shared_look (bool): Give all sources the first source's look. Defaults to False.
-        write_images (bool): Write JPEGs (False: annotations only, e.g. for a 118k-image
-            file that tests that nothing reads images). Defaults to True.
-        seed (int): Random seed; the output is a function of the config. Defaults to 0.
-    """
+class _SyntheticConfig:
+    """Settings both generators take (see :class:`GeneratorConfig`, whose defaults these
+    are, and :class:`ClsGeneratorConfig`)."""
     sources: Sequence[SourceSpec] = field(default_factory=lambda: list(DEFAULT_SOURCES))
     num_train: int = 64
     num_val: int = 16
-    num_test: int = 32
     img_size: int = 128
-    max_own: int = 3
-    max_other: int = 2
     shared_look: bool = False
-    write_images: bool = True
     seed: int = 0
 
-    def validate(self) -> None:
-        """Raise ``ValueError`` on settings that cannot produce a dataset."""
+    def _check(self, counts: Sequence[str], min_img_size: int) -> None:
+        """Unique source names, each class in one source, ``counts`` ints >= 0, and
+        ``img_size`` an int >= ``min_img_size``."""
         names = [s.name for s in self.sources]
         if len(set(names)) != len(names) or not names:
             raise ValueError(f'source names must be unique and non-empty, got {names}')
@@ -91,12 +75,43 @@ class GeneratorConfig:
             raise ValueError(f'a class may belong to one source only, got {classes}')
         if len(classes) > len(SHAPES):
             raise ValueError(f'at most {len(SHAPES)} classes in all, got {len(classes)}')
-        for key in ('num_train', 'num_val', 'num_test', 'max_other'):
-            if getattr(self, key) < 0:
-                raise ValueError(f'{key} must be >= 0, got {getattr(self, key)}')
-        if self.max_own < 1 or self.img_size < 32:
-            raise ValueError(f'need max_own >= 1 and img_size >= 32, got {self.max_own}, '
-                             f'{self.img_size}')
+        for key in counts:
+            value = getattr(self, key)
+            if not is_int(value) or value < 0:
+                raise ValueError(f'{key} must be an int >= 0, but got {value!r}')
+        if not is_int(self.img_size) or self.img_size < min_img_size:
+            raise ValueError(f'img_size must be an int >= {min_img_size}, but got '
+                             f'{self.img_size!r}')
+
+
+@dataclass
+class GeneratorConfig(_SyntheticConfig):
+    """Settings of :func:`generate_multi_source` (give them by keyword).
+
+    Args:
+        sources (Sequence[SourceSpec]): The sources. Defaults to person + animal.
+        num_train (int): Training images per source. Defaults to 64.
+        num_val (int): Validation images per source (partial labels). Defaults to 16.
+        img_size (int): Square image side in pixels. Defaults to 128.
+        shared_look (bool): Give all sources the first source's look. Defaults to False.
+        seed (int): Random seed; the output is a function of the config. Defaults to 0.
+        num_test (int): Images of the fully labelled, mixed-look test split.
+            Defaults to 32.
+        max_own (int): Max labelled objects per image (at least 1). Defaults to 3.
+        max_other (int): Max unlabelled objects of other sources' classes. Defaults to 2.
+        write_images (bool): Write JPEGs (False: annotations only, e.g. for a 118k-image
+            file that tests that nothing reads images). Defaults to True.
+    """
+    num_test: int = 32
+    max_own: int = 3
+    max_other: int = 2
+    write_images: bool = True
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` on settings that cannot produce a dataset."""
+        self._check(('num_train', 'num_val', 'num_test', 'max_other'), min_img_size=32)
+        if not is_int(self.max_own) or self.max_own < 1:
+            raise ValueError(f'max_own must be an int >= 1, but got {self.max_own!r}')
 
 
 def _shape_polygon(shape: str, cx: float, cy: float, w: float, h: float) -> np.ndarray:
@@ -266,8 +281,8 @@ DEFAULT_CLS_SOURCES = (
 
 
 @dataclass
-class ClsGeneratorConfig:
-    """Settings of :func:`generate_classification`.
+class ClsGeneratorConfig(_SyntheticConfig):
+    """Settings of :func:`generate_classification` (give them by keyword).
 
     Args:
         sources (Sequence[SourceSpec]): The sources (groups). Defaults to
@@ -276,32 +291,23 @@ class ClsGeneratorConfig:
         num_train (int): Training images per class. Defaults to 32.
         num_val (int): Validation images per class. Defaults to 8.
         img_size (int): Square image side in pixels. Defaults to 64.
+        shared_look (bool): Give all sources the first source's look. Defaults to False.
+        seed (int): Random seed; the output is a function of the config. Defaults to 0.
         zoom (float): Factor on each source's object ``scale`` range (single objects
             fill more of the image than in detection scenes); the range is capped at
             0.95 of the image side. Defaults to 2.0.
-        shared_look (bool): Give all sources the first source's look. Defaults to False.
-        seed (int): Random seed; the output is a function of the config. Defaults to 0.
     """
+    zoom: float = 2.0
+    # the shared settings whose defaults differ (they keep their place in the fields)
     sources: Sequence[SourceSpec] = field(default_factory=lambda: list(DEFAULT_CLS_SOURCES))
     num_train: int = 32
     num_val: int = 8
     img_size: int = 64
-    zoom: float = 2.0
-    shared_look: bool = False
-    seed: int = 0
 
     def validate(self) -> None:
         """Raise ``ValueError`` on settings that cannot produce a dataset."""
-        GeneratorConfig(sources=self.sources, num_test=0).validate()  # names and classes
-        for key in ('num_train', 'num_val'):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f'{key} must be an int >= 0, but got {value!r}')
-        if isinstance(self.img_size, bool) or not isinstance(self.img_size, int) or \
-                self.img_size < 16:
-            raise ValueError(f'img_size must be an int >= 16, but got {self.img_size!r}')
-        if isinstance(self.zoom, bool) or not isinstance(self.zoom, (int, float)) or \
-                not 0 < self.zoom < float('inf'):
+        self._check(('num_train', 'num_val'), min_img_size=16)
+        if not is_finite_real(self.zoom) or self.zoom <= 0:
             raise ValueError(f'zoom must be a positive finite number, but got {self.zoom!r}')
 
 
