@@ -6,7 +6,7 @@ it helps. This module imports nothing from the package, so any module may import
 import difflib
 import math
 from numbers import Integral, Real
-from typing import Any, Iterable, List, Optional
+from typing import Any, Iterable, List, Optional, Type
 
 import numpy as np
 
@@ -46,6 +46,30 @@ def is_finite_real(value: Any) -> bool:
         bool: True for finite ints and floats.
     """
     return is_real(value) and math.isfinite(float(value))
+
+
+def check_int(value: Any, what: str, owner: str = '', minimum: int = 0,
+              optional: bool = False, error: Type[Exception] = ValueError) -> Optional[int]:
+    """An int ``>= minimum`` (or None when ``optional``), as a Python int.
+
+    Args:
+        value (Any): The value to check.
+        what (str): Its name in the error (``'batch_size'``).
+        owner (str): The component, prefixed to the error. Defaults to '' (none).
+        minimum (int): The lower bound. Defaults to 0.
+        optional (bool): Whether None is allowed. Defaults to False.
+        error (type): The exception raised. Defaults to ValueError.
+
+    Returns:
+        int | None: The value.
+    """
+    if optional and value is None:
+        return None
+    if not is_int(value) or value < minimum:
+        where = f'{owner}: {what}' if owner else what
+        raise error(f'{where} must be an int >= {minimum}{" or None" if optional else ""}, '
+                    f'but got {value!r}')
+    return int(value)
 
 
 def check_finite(value: Any, what: str, owner: str, minimum: float = 0.0,
@@ -167,5 +191,5 @@ def did_you_mean(name: Any, known: Iterable[Any], cutoff: float = 0.6) -> str:
     return f'; did you mean {close[0]!r}?' if close else ''
 
 
-__all__ = ['is_int', 'is_real', 'is_finite_real', 'check_finite', 'check_positive_finite',
+__all__ = ['is_int', 'is_real', 'is_finite_real', 'check_int', 'check_finite', 'check_positive_finite',
            'check_choice', 'suggest', 'did_you_mean', 'non_negative_property']

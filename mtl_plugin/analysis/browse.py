@@ -25,6 +25,7 @@ from torch import nn
 
 from ..io import atomic_write
 from ..progress import collated_batches
+from ..validation import check_int
 
 __all__ = ['BrowseError', 'build_browse_dataset', 'build_model', 'group_indices',
            'select_images', 'head_predictions', 'browse']
@@ -144,8 +145,7 @@ def select_images(dataset, num_images: Optional[int] = None,
             raise BrowseError(f'--img-ids {sorted(wanted - found)} are in no group of the '
                               f'dataset (groups: {list(groups)})')
         return {g: idx for g, idx in chosen.items() if idx}
-    if isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
-        raise BrowseError(f'num_images must be an int >= 1, but got {num_images!r}')
+    check_int(num_images, 'num_images', minimum=1, error=BrowseError)
     rng = np.random.default_rng(seed)
     return {g: sorted(rng.choice(idx, min(num_images, len(idx)), replace=False).tolist())
             if seed is not None else idx[:num_images] for g, idx in groups.items()}
@@ -246,8 +246,7 @@ def browse(model: nn.Module, dataset, selection: Mapping[str, Sequence[int]], ou
     """
     if not 0.0 <= score_thr <= 1.0:
         raise BrowseError(f'score_thr must be in [0, 1], but got {score_thr!r}')
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise BrowseError(f'batch_size must be an int >= 1, but got {batch_size!r}')
+    check_int(batch_size, 'batch_size', minimum=1, error=BrowseError)
     os.makedirs(out_dir, exist_ok=True)
     classes = _head_classes(model, dataset.metainfo)
     report = dict(score_thr=score_thr, heads={h: list(c) for h, c in classes.items()},

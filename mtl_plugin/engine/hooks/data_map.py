@@ -22,6 +22,7 @@ from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
 
 from ...io import atomic_write as _atomic_write
+from ...validation import check_int
 from .data_map_recorder import (EPOCH_FILE, SUPPORTED_MODELS, DataMapRecorder, SampleKey,
                                 gold_confidence, sample_key)
 
@@ -88,10 +89,7 @@ class DataMapHook(Hook):
         for name, value, optional in (('interval', interval, False),
                                       ('max_samples', max_samples, True),
                                       ('period_iters', period_iters, True)):
-            if not (optional and value is None) and (
-                    isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f'{name} must be an int >= 1{" or None" if optional else ""},'
-                                 f' but got {value!r}')
+            check_int(value, name, minimum=1, optional=optional)
         if not isinstance(out_dir, str) or not out_dir:
             raise ValueError(f'out_dir must be a non-empty folder name, but got {out_dir!r}')
         self.interval, self.max_samples, self.period_iters = interval, max_samples, period_iters

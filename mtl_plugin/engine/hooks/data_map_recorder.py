@@ -10,6 +10,8 @@ from mmengine.logging import print_log
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ...validation import check_int
+
 __all__ = ['DataMapRecorder', 'gold_confidence', 'sample_key', 'SUPPORTED_MODELS']
 
 SUPPORTED_MODELS = ('MultiHeadDetector (dense heads)', 'HierarchicalClassifier')
@@ -91,8 +93,7 @@ class DataMapRecorder:
         if not 0 <= score_thr < 1:
             raise ValueError(f'score_thr must be in [0, 1), but got {score_thr!r}')
         for name, value in (('max_per_img', max_per_img), ('nms_pre', nms_pre)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f'{name} must be an int >= 1, but got {value!r}')
+            check_int(value, name, minimum=1)
         self.iou_thr, self.score_thr, self.max_per_img = iou_thr, score_thr, max_per_img
         self.nms_pre = nms_pre
         self.expected_counts = expected_counts or {}

@@ -17,7 +17,6 @@ Training mixes the two with ``alpha``::
         dict(param='model.alpha', type='linear', start=0.5, end=0.1)])]
 """
 import copy
-import math
 import numbers
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Union
@@ -33,6 +32,7 @@ from ...engine.optim_wrappers.loss_weighting import MultiTaskLossMixin
 from ..heads import DatasetClsHead
 from ..multi_head import MultiHeadMixin
 from ..utils import build_with_mmdet_fallback, dispatch_mode
+from ...validation import is_finite_real
 
 __all__ = ['HierarchicalClassifier']
 
@@ -182,8 +182,7 @@ class HierarchicalClassifier(MultiTaskLossMixin, MultiHeadMixin, BaseModel):
 
     @alpha.setter
     def alpha(self, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or \
-                not math.isfinite(float(value)) or not 0.0 <= float(value) <= 1.0:
+        if not is_finite_real(value) or not 0.0 <= float(value) <= 1.0:
             raise ValueError(f'HierarchicalClassifier.alpha must be a number in [0, 1], but got '
                              f'{value!r}')
         self._alpha = float(value)
