@@ -1,8 +1,7 @@
 # Hierarchical classification of real instance crops: COCO persons (1 class) and AP-10K
 # animals (54 species) as two groups, from the small samples in ../shared/data/real.
 # Every non-crowd box of at least 8 px becomes one 128 x 128 crop (10 % margin).
-custom_imports = dict(imports=['mtl_plugin'], allow_failed_imports=False)
-default_scope = 'mmdet'  # backbone=mmdet's ResNet
+_base_ = ['../_base_/runtime/cls_runtime.py', '../_base_/runtime/multihead_runtime.py']
 data_root = '../shared/data/real/'
 img_size = 128
 # classes come from each file's categories, sorted by category id (CocoCropClsDataset)
@@ -35,22 +34,20 @@ test_pipeline = [
 ]
 
 
-def _source(name, pipeline, test_mode=False):
-    s = sources[name]
-    return dict(type='CocoCropClsDataset', group_name=name, data_root=data_root,
-                ann_file=s['ann_file'], data_prefix=dict(img_path=s['img']), min_size=8,
-                test_mode=test_mode, pipeline=pipeline)
-
-
 train_dataloader = dict(
     batch_size=16, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='MultiSourceDataset', datasets=[_source(n, train_pipeline) for n in sources]))
+    dataset=dict(type='MultiSourceDataset', datasets=[
+        dict(type='CocoCropClsDataset', group_name=n, data_root=data_root,
+             ann_file=s['ann_file'], data_prefix=dict(img_path=s['img']), min_size=8,
+             test_mode=False, pipeline=train_pipeline) for n, s in sources.items()]))
 val_dataloader = dict(
     batch_size=16, num_workers=0, persistent_workers=False, drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='MultiSourceDataset',
-                 datasets=[_source(n, test_pipeline, True) for n in sources]))
+    dataset=dict(type='MultiSourceDataset', datasets=[
+        dict(type='CocoCropClsDataset', group_name=n, data_root=data_root,
+             ann_file=s['ann_file'], data_prefix=dict(img_path=s['img']), min_size=8,
+             test_mode=True, pipeline=test_pipeline) for n, s in sources.items()]))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='HierarchicalAccuracy')
 test_evaluator = val_evaluator
@@ -60,8 +57,6 @@ val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4))
 param_scheduler = []
-custom_hooks = [dict(type='HeadIsolationHook')]  # checks heads against the files' classes
-find_unused_parameters = True
 default_hooks = dict(logger=dict(type='LoggerHook', interval=1),
                      checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1))
 randomness = dict(seed=0)

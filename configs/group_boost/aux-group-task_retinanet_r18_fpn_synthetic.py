@@ -13,8 +13,7 @@ model = dict(
         loss_bbox=dict(type='L1Loss'))),
     group_to_head=dict(person='union', animal='union'),
     aux_head=dict(type='DatasetClsHead', in_channels=64, num_groups=2, loss_weight=0.4))
-custom_hooks = [
-    dict(type='HeadIsolationHook'),
+custom_hooks = _base_.custom_hooks + [
     dict(type='CurriculumLearningHook', schedules=[dict(
-        param='model.aux_head.loss_weight', milestones=[1], values=[0.4, 0.15])]),
+        param='model.aux_head.loss_weight', milestones=[1], values=[0.4, 0.15])])
 ]

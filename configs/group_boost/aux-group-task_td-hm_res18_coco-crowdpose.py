@@ -1,7 +1,11 @@
 # Scheme 7, auxiliary group task: the same single keypoint head for both datasets, plus a
 # dataset-classification head on the pooled backbone features ("which dataset is this?"),
 # weight 0.4 for the first epoch and 0.15 afterwards (the seed's 0.3-0.5 early, 0.1-0.2 late).
-_base_ = ['../_base_/group_boost_pose.py']
+_base_ = [
+    '../_base_/models/td-hm_res18.py', '../_base_/datasets/coco_crowdpose_pose.py',
+    '../_base_/schedules/adam_2e.py', '../_base_/runtime/pose_runtime.py',
+    '../_base_/runtime/multihead_runtime.py'
+]
 model = dict(
     _delete_=True,
     type='MultiHeadPoseEstimator',
@@ -11,9 +15,7 @@ model = dict(
     group_to_head=dict(coco='pose', crowdpose='pose'),  # one head, both datasets
     aux_head=dict(type='DatasetClsHead', in_channels=512, num_groups=2, loss_weight=0.4),
     test_cfg={{_base_.model.test_cfg}})
-custom_hooks = [
-    dict(type='HeadIsolationHook'),  # checks heads vs datasets before training
+custom_hooks = _base_.custom_hooks + [
     dict(type='CurriculumLearningHook', schedules=[dict(
-        param='model.aux_head.loss_weight', milestones=[1], values=[0.4, 0.15])]),
+        param='model.aux_head.loss_weight', milestones=[1], values=[0.4, 0.15])])
 ]
-find_unused_parameters = True

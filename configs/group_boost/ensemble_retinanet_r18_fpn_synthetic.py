@@ -3,7 +3,7 @@
 #   python tools/train.py configs/demo/retinanet_r18_fpn_1xb8-4e_synthetic-person.py
 #   python tools/train.py configs/demo/retinanet_r18_fpn_1xb8-4e_synthetic-animal.py
 #   python tools/test.py configs/group_boost/ensemble_retinanet_r18_fpn_synthetic.py
-_base_ = ['../_base_/synthetic_det.py', 'mmdet::_base_/default_runtime.py']
+_base_ = ['../_base_/datasets/synthetic_det.py', '../_base_/runtime/det_runtime.py']
 work = 'work_dirs/retinanet_r18_fpn_1xb8-4e_synthetic-'
 model = dict(
     type='GroupRoutedEnsemble',
@@ -14,5 +14,4 @@ model = dict(
                     checkpoint=work + 'animal/epoch_4.pth')))
 test_cfg = dict(type='TestLoop')
 val_cfg = dict(type='ValLoop')
-default_hooks = dict(visualization=dict(type='DetVisualizationHook', draw=False))
 train_dataloader = None  # inference only

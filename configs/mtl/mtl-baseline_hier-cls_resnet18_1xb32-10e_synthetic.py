@@ -5,9 +5,15 @@
 # 0.15), mtl-dshead-grl_* (+ gradient reversal), mtl-uncertainty_*, mtl-pcgrad_*,
 # mtl-two-stage_* (dataset task alone for 3 epochs, then joint).
 # python tools/ablate.py configs/mtl/mtl-*_hier-cls_*.py --run --work-root work_dirs/ablate_cls
-_base_ = ['../classifier/hier-cls_resnet18_1xb32-10e_synthetic.py']
+_base_ = [
+    '../_base_/models/hier-cls_resnet18-w16.py', '../_base_/datasets/synthetic_cls.py',
+    '../_base_/schedules/sgd_10e_cosine.py', '../_base_/runtime/cls_runtime.py',
+    '../_base_/runtime/multihead_runtime.py'
+]
 model = dict(alpha=0.0)
-default_hooks = dict(checkpoint=dict(interval=1, save_best='mean/accuracy', rule='greater'))
+default_hooks = dict(logger=dict(type='LoggerHook', interval=10),
+                     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=1,
+                                     save_best='mean/accuracy', rule='greater'))
 early_stopping = dict(type='EarlyStoppingHook', monitor='mean/accuracy', rule='greater',
                       patience=4, min_delta=0.1)
-custom_hooks = [dict(type='HeadIsolationHook'), early_stopping]
+custom_hooks = _base_.custom_hooks + [early_stopping]  # head isolation, early stopping

@@ -3,21 +3,19 @@
 _base_ = ['./multihead-retinanet_r18_fpn_1xb2-1e_coco-ap10k.py']
 
 
-def roi_head(num_classes):
-    return dict(
-        type='StandardRoIHead',
-        bbox_roi_extractor=dict(type='SingleRoIExtractor', out_channels=64,
-                                featmap_strides=[4, 8, 16, 32],
-                                roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0)),
-        bbox_head=dict(type='Shared2FCBBoxHead', in_channels=64, fc_out_channels=256,
-                       roi_feat_size=7, num_classes=num_classes,
-                       bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
-                                       target_stds=[0.1, 0.1, 0.2, 0.2]),
-                       reg_class_agnostic=False,
-                       loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
-                       loss_bbox=dict(type='L1Loss', loss_weight=1.0)))
-
-
+__roi_head = dict(
+    type='StandardRoIHead',
+    bbox_roi_extractor=dict(type='SingleRoIExtractor', out_channels=64,
+                            featmap_strides=[4, 8, 16, 32],
+                            roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0)))
+__bbox_head = dict(
+    type='Shared2FCBBoxHead', in_channels=64, fc_out_channels=256, roi_feat_size=7,
+    num_classes=1,
+    bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
+                    target_stds=[0.1, 0.1, 0.2, 0.2]),
+    reg_class_agnostic=False,
+    loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=1.0),
+    loss_bbox=dict(type='L1Loss', loss_weight=1.0))
 model = dict(
     neck=dict(start_level=0, add_extra_convs=False, num_outs=5),
     rpn_head=dict(type='RPNHead', in_channels=64, feat_channels=64,
@@ -27,7 +25,9 @@ model = dict(
                                   target_stds=[1.0, 1.0, 1.0, 1.0]),
                   loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True, loss_weight=1.0),
                   loss_bbox=dict(type='L1Loss', loss_weight=1.0)),
-    heads=dict(_delete_=True, person=roi_head(1), animal=roi_head(54)),
+    heads=dict(_delete_=True,
+               person=dict(__roi_head, bbox_head=dict(__bbox_head, num_classes=1)),
+               animal=dict(__roi_head, bbox_head=dict(__bbox_head, num_classes=54))),
     train_cfg=dict(
         _delete_=True,
         rpn=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3,

@@ -1,4 +1,11 @@
-"""Every config in configs/ parses and its model (and evaluator) builds."""
+"""Every config in configs/ parses and its model (and evaluator) builds; the layout rules hold.
+
+Layout rules (configs/_base_/{models,datasets,schedules,runtime}/ hold the shared pieces):
+at most two levels of plugin ``_base_`` inheritance (``mmdet::`` / ``mmpose::`` stock bases
+not counted), ``HeadIsolationHook`` listed once (configs/_base_/runtime/multihead_runtime.py)
+and inherited by every multi-head config, and no functions in config files.
+"""
+import ast
 import glob
 import os.path as osp
 
@@ -8,15 +15,46 @@ from mmengine.registry import DefaultScope, MODELS
 
 from conftest import REPO
 
-CONFIGS = sorted(p for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
-                 if '_base_' not in p and '_parts_' not in p)
+CONFIG_ROOT = osp.join(REPO, 'configs')
+ALL_FILES = sorted(glob.glob(osp.join(CONFIG_ROOT, '**', '*.py'), recursive=True))
+CONFIGS = [p for p in ALL_FILES if '_base_' not in osp.relpath(p, CONFIG_ROOT).split(osp.sep)]
+# models that route samples to one head per dataset and need HeadIsolationHook
+MULTI_HEAD_TYPES = ('MultiHeadDetector', 'MultiHeadPoseEstimator', 'HierarchicalClassifier')
+MAX_BASE_LEVELS = 2
+
+
+def _rel(path):
+    return osp.relpath(path, REPO)
+
+
+def _plugin_bases(path):
+    """The plugin (non-``pkg::``) files a config names in ``_base_``, as absolute paths."""
+    tree = ast.parse(open(path, encoding='utf-8').read(), path)
+    bases = []
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name) and node.targets[0].id == '_base_'):
+            value = ast.literal_eval(node.value)
+            bases = [value] if isinstance(value, str) else list(value)
+    return [osp.normpath(osp.join(osp.dirname(path), b)) for b in bases if '::' not in b]
+
+
+def _base_levels(path, seen=()):
+    """Length of the longest chain of plugin ``_base_`` files above ``path``."""
+    assert path not in seen, f'inheritance cycle through {_rel(path)}'
+    bases = _plugin_bases(path)
+    for base in bases:
+        assert osp.isfile(base), f'{_rel(path)}: missing base {_rel(base)}'
+    return max((1 + _base_levels(b, seen + (path, )) for b in bases), default=0)
 
 
 def test_there_are_configs():
     assert len(CONFIGS) >= 8
+    for part in ('models', 'datasets', 'schedules', 'runtime'):
+        assert glob.glob(osp.join(CONFIG_ROOT, '_base_', part, '*.py')), part
 
 
-@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: osp.relpath(p, REPO))
+@pytest.mark.parametrize('path', CONFIGS, ids=_rel)
 def test_config_builds(path):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports.imports == ['mtl_plugin']
@@ -26,6 +64,31 @@ def test_config_builds(path):
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
     assert sum(p.numel() for p in model.parameters()) > 0
-    if 'MultiHead' in cfg.model.type:
-        assert {'type': 'HeadIsolationHook'} in cfg.custom_hooks
+    hooks = [h.type for h in cfg.get('custom_hooks', [])]
+    if 'MultiHead' in cfg.model.type or cfg.model.type in MULTI_HEAD_TYPES:
+        assert hooks.count('HeadIsolationHook') == 1, hooks
         assert cfg.find_unused_parameters is True
+    else:
+        assert 'HeadIsolationHook' not in hooks
+
+
+@pytest.mark.parametrize('path', ALL_FILES, ids=_rel)
+def test_at_most_two_base_levels(path):
+    levels = _base_levels(path)
+    assert levels <= MAX_BASE_LEVELS, f'{_rel(path)}: {levels} levels of plugin _base_'
+    if path not in CONFIGS:  # a shared piece inherits at most one more level
+        assert levels <= MAX_BASE_LEVELS - 1, f'{_rel(path)}: {levels} levels of plugin _base_'
+
+
+def test_head_isolation_hook_listed_once():
+    listing = [_rel(p) for p in ALL_FILES if 'HeadIsolationHook' in open(p).read()]
+    assert listing == ['configs/_base_/runtime/multihead_runtime.py']
+
+
+@pytest.mark.parametrize('path', ALL_FILES, ids=_rel)
+def test_no_functions_in_configs(path):
+    source = open(path, encoding='utf-8').read()
+    assert 'def ' not in source
+    functions = [n for n in ast.walk(ast.parse(source, path))
+                 if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))]
+    assert not functions, f'{_rel(path)} defines functions at lines {[n.lineno for n in functions]}'

@@ -1,5 +1,4 @@
 # Person (COCO) + animal (AP-10K) detection on the small real samples in ../shared/data/real.
-custom_imports = dict(imports=['mtl_plugin'], allow_failed_imports=False)
 data_root = '../shared/data/real/'
 img_scale = (320, 320)
 backend_args = None
@@ -30,26 +29,23 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 
-
-def _source(name, pipeline, test_mode=False):
-    s = sources[name]
-    return dict(type='CocoDataset', group_name=name, data_root=data_root,
-                ann_file=s['ann_file'], data_prefix=dict(img=s['img']),
-                metainfo=dict(classes=s['classes']), test_mode=test_mode,
-                filter_cfg=None if test_mode else dict(filter_empty_gt=True, min_size=4),
-                pipeline=pipeline, backend_args=backend_args)
-
-
 train_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True), batch_sampler=None,
-    dataset=dict(type='MultiSourceDataset',
-                 datasets=[_source(n, train_pipeline) for n in sources]))
+    dataset=dict(type='MultiSourceDataset', datasets=[
+        dict(type='CocoDataset', group_name=n, data_root=data_root, ann_file=s['ann_file'],
+             data_prefix=dict(img=s['img']), metainfo=dict(classes=s['classes']),
+             test_mode=False, filter_cfg=dict(filter_empty_gt=True, min_size=4),
+             pipeline=train_pipeline, backend_args=backend_args)
+        for n, s in sources.items()]))
 val_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False, drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='MultiSourceDataset',
-                 datasets=[_source(n, test_pipeline, True) for n in sources]))
+    dataset=dict(type='MultiSourceDataset', datasets=[
+        dict(type='CocoDataset', group_name=n, data_root=data_root, ann_file=s['ann_file'],
+             data_prefix=dict(img=s['img']), metainfo=dict(classes=s['classes']),
+             test_mode=True, filter_cfg=None, pipeline=test_pipeline, backend_args=backend_args)
+        for n, s in sources.items()]))
 test_dataloader = val_dataloader
 val_evaluator = dict(
     type='GroupedMetric',

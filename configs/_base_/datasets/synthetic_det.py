@@ -1,6 +1,5 @@
 # Two generated sources (tools/generate_data.py): "person" annotates only person,
 # "animal" only cat and bird; each source's images also hold the other's objects, unlabelled.
-custom_imports = dict(imports=['mtl_plugin'], allow_failed_imports=False)
 data_root = 'data/synthetic/'
 img_scale = (128, 128)
 backend_args = None
@@ -20,15 +19,6 @@ test_pipeline = [
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
 ]
 
-
-def _source(name, classes, split, pipeline, test_mode=False):
-    return dict(type='CocoDataset', group_name=name, data_root=data_root,
-                ann_file=f'annotations/{name}_{split}.json',
-                data_prefix=dict(img=f'images/{name}/'), metainfo=dict(classes=classes),
-                filter_cfg=None if test_mode else dict(filter_empty_gt=True, min_size=4),
-                test_mode=test_mode, pipeline=pipeline, backend_args=backend_args)
-
-
 sources = dict(person=('person', ), animal=('cat', 'bird'))
 train_dataloader = dict(
     batch_size=8,
@@ -36,16 +26,24 @@ train_dataloader = dict(
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     batch_sampler=None,
-    dataset=dict(type='MultiSourceDataset',
-                 datasets=[_source(n, c, 'train', train_pipeline) for n, c in sources.items()]))
+    dataset=dict(type='MultiSourceDataset', datasets=[
+        dict(type='CocoDataset', group_name=n, data_root=data_root,
+             ann_file=f'annotations/{n}_train.json', data_prefix=dict(img=f'images/{n}/'),
+             metainfo=dict(classes=c), filter_cfg=dict(filter_empty_gt=True, min_size=4),
+             test_mode=False, pipeline=train_pipeline, backend_args=backend_args)
+        for n, c in sources.items()]))
 val_dataloader = dict(
     batch_size=8,
     num_workers=0,
     persistent_workers=False,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='MultiSourceDataset',
-                 datasets=[_source(n, c, 'val', test_pipeline, True) for n, c in sources.items()]))
+    dataset=dict(type='MultiSourceDataset', datasets=[
+        dict(type='CocoDataset', group_name=n, data_root=data_root,
+             ann_file=f'annotations/{n}_val.json', data_prefix=dict(img=f'images/{n}/'),
+             metainfo=dict(classes=c), filter_cfg=None, test_mode=True,
+             pipeline=test_pipeline, backend_args=backend_args)
+        for n, c in sources.items()]))
 test_dataloader = val_dataloader
 val_evaluator = dict(
     type='GroupedMetric',

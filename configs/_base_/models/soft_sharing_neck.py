@@ -7,7 +7,7 @@
 # an aux_head then pools the backbone's features); plain mmdet detectors call `neck(feats)`
 # only. Copy the dict, or inherit it:
 #
-#     _base_ = ['../_parts_/soft_sharing_neck.py']
+#     _base_ = ['../_base_/models/soft_sharing_neck.py']
 #     model = dict(neck={{_base_.soft_sharing_neck}})
 #
 # l2_weight: 0 leaves the copies independent, large values approach a shared neck; it is a
