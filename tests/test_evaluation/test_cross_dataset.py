@@ -176,7 +176,7 @@ def test_per_head_predictions_are_the_merged_predictions_split_by_head():
 
 # ---------------------------------------------------------------------- CLI
 def _tiny_config(root, path):
-    cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'synthetic_det.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'datasets', 'synthetic_det.py'))
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         for src in loader.dataset.datasets:
             src.data_root = root + '/'

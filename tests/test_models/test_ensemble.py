@@ -35,7 +35,7 @@ def test_each_sample_is_predicted_by_its_group_model(members, synthetic_root):
     ens.eval()
     for member in ens.members.values():
         member.bbox_head.test_cfg.score_thr = 0.0
-    cfg = Config.fromfile(osp.join(REPO, 'configs/_base_/synthetic_det.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs/_base_/datasets/synthetic_det.py'))
     ds_cfg = copy.deepcopy(cfg.val_dataloader.dataset)
     for src in ds_cfg.datasets:
         src.data_root = synthetic_root + '/'

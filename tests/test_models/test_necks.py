@@ -17,7 +17,7 @@ from mtl_plugin.models.necks import (AdaptivePoolAlign, AttentionFusion, Channel
 from mtl_plugin.models.necks import soft_sharing as soft_sharing_module
 from tiny_models import batch, build_detector, retina
 
-SNIPPET = osp.join(REPO, 'configs', 'mtl', '_parts_', 'soft_sharing_neck.py')
+SNIPPET = osp.join(REPO, 'configs', '_base_', 'models', 'soft_sharing_neck.py')
 ARANGE = torch.arange(16.).view(1, 1, 4, 4)
 
 
