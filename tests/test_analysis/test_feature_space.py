@@ -29,7 +29,7 @@ def _tool():
 
 def tiny_config(root: str, path: str, groups: bool = True) -> str:
     """The synthetic data config with data under ``root`` and the tiny multi-head model."""
-    cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'synthetic_det.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'datasets', 'synthetic_det.py'))
     for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
         for src in loader.dataset.datasets:
             src.data_root = root + '/'
