@@ -216,6 +216,7 @@ def test_sampler_curriculum_typo_and_digit_key():
         hook.before_train(runner)
 
 
+@pytest.mark.slow
 def test_group_augmentation_same_error_and_same_key(synthetic_root):
     tag = dict(type='RandomFlip', prob=1.0)
     for transforms in ({'animl': [tag]}, {'animl': [tag], 'default': []}):

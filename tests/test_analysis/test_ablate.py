@@ -51,6 +51,7 @@ def test_read_run_best_and_last(runs):
         'animal/coco/bbox_mAP', 'person/coco/bbox_mAP', 'mean/coco/bbox_mAP']
 
 
+@pytest.mark.slow
 def test_cli_writes_table(runs, tmp_path):
     root, cfgs = runs
     out = tmp_path / 'out'
@@ -66,6 +67,7 @@ def test_cli_writes_table(runs, tmp_path):
     assert json.loads((out / 'ablation.json').read_text())['runs']['base']['step'] == 2
 
 
+@pytest.mark.slow
 def test_errors(runs, tmp_path):
     root, cfgs = runs
     with pytest.raises(AblationError, match='does not exist'):

@@ -141,6 +141,7 @@ def _roots(root):
     return [f'train_dataloader.dataset.datasets.{i}.data_root={root}/' for i in (0, 1)]
 
 
+@pytest.mark.slow
 def test_cli_with_dumped_predictions(synthetic_root, tmp_path):
     before = _hashes(synthetic_root)
     dump = []
@@ -174,6 +175,7 @@ def test_cli_with_dumped_predictions(synthetic_root, tmp_path):
         f"{osp.join(synthetic_root, 'annotations', 'person_train.json')!r}: no image id in common"]
 
 
+@pytest.mark.slow
 def test_cli_model_path_and_errors(synthetic_root, tmp_path):
     from mmengine.config import Config
     from mmengine.registry import MODELS, DefaultScope

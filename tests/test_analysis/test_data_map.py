@@ -223,6 +223,7 @@ def _expected_ann_ids(root, person_ann):
     return out
 
 
+@pytest.mark.slow
 def test_runner_records_every_instance_and_resumes(synthetic_root, tmp_path):
     person_ann = _with_crowd(synthetic_root, tmp_path)
     work = tmp_path / 'work'

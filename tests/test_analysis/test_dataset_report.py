@@ -190,6 +190,7 @@ def test_help(tool):
 
 
 # ---------------------------------------------------------------------- browse_predictions
+@pytest.mark.slow
 def test_browse_multi_head_random_init(synthetic_root, tmp_path, capsys):
     before = _tree_hashes(synthetic_root, DEMO)
     with DefaultScope.overwrite_default_scope('mmdet'):
@@ -218,6 +219,7 @@ def test_browse_multi_head_random_init(synthetic_root, tmp_path, capsys):
                 assert set(p['label_names']) <= set(preds['heads'][head])
 
 
+@pytest.mark.slow
 def test_browse_stock_detector_and_errors(synthetic_root, tmp_path, capsys):
     tool = _tool(BROWSE)
     opts = ['--cfg-options', *LOOSE, *_roots(synthetic_root, 'val')]
@@ -239,6 +241,7 @@ def test_browse_stock_detector_and_errors(synthetic_root, tmp_path, capsys):
             assert re.search(match, err), err
 
 
+@pytest.mark.slow
 def test_browse_loads_a_checkpoint_and_heads_match_the_merged_predict(synthetic_root,
                                                                        tmp_path):
     import torch

@@ -158,6 +158,7 @@ def test_roi_features_follow_scale_factor_and_stride():
 
 
 # ---------------------------------------------------------------------- CLI
+@pytest.mark.slow
 def test_cli_end_to_end_on_synthetic_data(synthetic_root, tmp_path):
     config = tiny_config(synthetic_root, str(tmp_path / 'tiny.py'))
     out = tmp_path / 'out'
@@ -180,6 +181,7 @@ def test_cli_end_to_end_on_synthetic_data(synthetic_root, tmp_path):
     assert npz['image_feats'].shape == (16, 16)
 
 
+@pytest.mark.slow
 def test_cli_help_and_errors(synthetic_root, tmp_path, capsys):
     tool = _tool()
     with pytest.raises(SystemExit) as exc:

@@ -33,6 +33,7 @@ def test_there_is_a_config_per_scheme():
             'curriculum', 'balanced-data', 'aux-group-task', 'ensemble', 'combined'} <= names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', DET, ids=osp.basename)
 def test_detection_scheme_trains(path, synthetic_root, tmp_path):
     cfg = Config.fromfile(path)
@@ -55,6 +56,7 @@ def test_detection_scheme_trains(path, synthetic_root, tmp_path):
         assert any('curriculum' in k for k in scalars)
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 @pytest.mark.parametrize('name', ['combined', 'aux-group-task'])
 def test_pose_scheme_real_data_run(name, shared_real, tmp_path):

@@ -1,4 +1,5 @@
 """Head isolation under 2-process DDP (gloo on CPU)."""
+import pytest
 import os
 import socket
 from types import SimpleNamespace
@@ -58,6 +59,7 @@ def _same(a, b):
     return (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
 
 
+@pytest.mark.slow
 def test_ddp_isolation(tmp_path):
     mp.spawn(_worker, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f'rank{r}.pth', weights_only=False) for r in (0, 1))

@@ -188,6 +188,7 @@ def _tiny_config(root, path):
     return path
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_on_synthetic_data(synthetic_root, tmp_path):
     config = _tiny_config(synthetic_root, str(tmp_path / 'tiny.py'))
     ann = osp.join(synthetic_root, 'annotations')
@@ -215,6 +216,7 @@ def test_cli_end_to_end_on_synthetic_data(synthetic_root, tmp_path):
     assert (out / 'matrix.png').stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_cli_help_and_errors(synthetic_root, tmp_path, capsys):
     spec = importlib.util.spec_from_file_location('cross_dataset_tool', TOOL)
     tool = importlib.util.module_from_spec(spec)

@@ -29,6 +29,7 @@ def members(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_each_sample_is_predicted_by_its_group_model(members, synthetic_root):
     ens = MODELS.build(dict(type='GroupRoutedEnsemble', models={
         g: dict(config=c, checkpoint=p) for g, (c, p, _) in members.items()}))
@@ -54,6 +55,7 @@ def test_each_sample_is_predicted_by_its_group_model(members, synthetic_root):
                 assert out[pos].pred_instances.labels.max() < (1 if group == 'person' else 2)
 
 
+@pytest.mark.slow
 def test_ensemble_through_tools_test(members, synthetic_root):
     opts = [f'model.models.{g}.checkpoint={p}' for g, (_, p, _) in members.items()] + \
         [f'test_dataloader.dataset.datasets.{i}.data_root={synthetic_root}/' for i in (0, 1)] + \

@@ -298,6 +298,7 @@ def test_generator_deterministic_and_format(tmp_path):
         generate_classification(str(tmp_path / 'd'), ClsGeneratorConfig(img_size=8))
 
 
+@pytest.mark.slow
 def test_generate_data_tool_classification(tmp_path):
     run_tool([PYTHON, 'tools/generate_data.py', str(tmp_path / 'd'), '--classification',
               '--num-train', '1', '--num-val', '1'])
@@ -430,6 +431,7 @@ def _runner_cfg(root, work_dir, **dataset_head):
     return cfg
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('grl', [False, True])
 def test_runner_trains_and_validates(cls_root, tmp_path, grl):
     cfg = _runner_cfg(cls_root, tmp_path, gradient_reversal=grl)

@@ -473,6 +473,7 @@ def _ddp_worker(rank, port, out_dir):
     dist.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_ddp_ranks_agree_on_weights_and_state(tmp_path):
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))

@@ -54,6 +54,7 @@ def test_there_are_configs():
         assert glob.glob(osp.join(CONFIG_ROOT, '_base_', part, '*.py')), part
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('path', CONFIGS, ids=_rel)
 def test_config_builds(path):
     cfg = Config.fromfile(path)

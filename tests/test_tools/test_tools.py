@@ -40,6 +40,7 @@ def _weights(path):
     return torch.load(path, map_location='cpu', weights_only=True)['state_dict']
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_real_detection_train_and_test(shared_real, tmp_path):
     work = str(tmp_path / 'det')
@@ -57,6 +58,7 @@ def test_real_detection_train_and_test(shared_real, tmp_path):
         assert key in log
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_real_pose_train_through_stock_mmpose_tool(shared_real, tmp_path):
     res = run_tool([PYTHON, STOCK_MMPOSE_TRAIN, REAL_POSE, '--work-dir', str(tmp_path)])
@@ -64,6 +66,7 @@ def test_real_pose_train_through_stock_mmpose_tool(shared_real, tmp_path):
     assert 'Epoch(train) [1][' in log and 'coco/coco/AP:' in log
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_weights_as_one_run(synthetic_root, tmp_path):
     opts = _synthetic_opts(synthetic_root) + NO_FLIP + ['train_cfg.val_interval=10']
     full, part = str(tmp_path / 'full'), str(tmp_path / 'part')
@@ -83,6 +86,7 @@ def test_resume_gives_the_same_weights_as_one_run(synthetic_root, tmp_path):
     assert first is None or any(not torch.equal(first[k], b[k]) for k in b)
 
 
+@pytest.mark.slow
 def test_stock_mmdet_tool_runs_and_resumes_our_config(synthetic_root, tmp_path):
     opts = _synthetic_opts(synthetic_root) + ['train_cfg.val_interval=10']
     work = str(tmp_path)
@@ -94,6 +98,7 @@ def test_stock_mmdet_tool_runs_and_resumes_our_config(synthetic_root, tmp_path):
     assert osp.exists(osp.join(work, 'epoch_2.pth'))
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu(synthetic_root, tmp_path):
     opts = _synthetic_opts(synthetic_root) + LOOSE_TEST + [
         'train_cfg.max_epochs=1', 'train_cfg.val_interval=1']
@@ -107,11 +112,13 @@ def test_two_process_ddp_on_cpu(synthetic_root, tmp_path):
     assert glob.glob(osp.join(str(tmp_path), 'epoch_1.pth'))
 
 
+@pytest.mark.slow
 def test_tool_help():
     for tool in ('tools/train.py', 'tools/test.py', 'tools/generate_data.py'):
         assert 'usage' in run_tool([PYTHON, tool, '--help']).stdout
 
 
+@pytest.mark.slow
 def test_test_tool_missing_checkpoint_is_one_clear_line(tmp_path):
     import subprocess
     proc = subprocess.run([PYTHON, 'tools/test.py', DEMO_UNION, str(tmp_path / 'nope.pth')],
