@@ -47,6 +47,30 @@ def _meta(dataset: Any) -> dict:
     return copy.deepcopy(dict(getattr(dataset, 'metainfo', None) or {}))
 
 
+def _empty_after_load(dataset: Any) -> bool:
+    """Whether a source whose ``full_init`` raised did load, and was left empty.
+
+    ``data_list`` is ``[]`` both when loading failed and when loading / filtering gave no
+    sample (mmengine then fails to serialize it), so the annotations are read once more:
+    a load error propagates from here with its own message.
+    """
+    if getattr(dataset, 'data_list', None) != [] or not hasattr(dataset, 'load_data_list'):
+        return False
+    try:
+        loaded = dataset.load_data_list()
+    except Exception:
+        return False
+    return not loaded or (hasattr(dataset, 'filter_data') and _filters_all(dataset, loaded))
+
+
+def _filters_all(dataset: Any, loaded: list) -> bool:
+    dataset.data_list = loaded
+    try:
+        return not dataset.filter_data()
+    finally:
+        dataset.data_list = []
+
+
 def attach_group(data: Any, group_id: int, group_name: str,
                  extra: Optional[Mapping[str, Any]] = None) -> Any:
     """Set ``group_id`` / ``group_name`` on the data samples of one packed sample.
@@ -173,22 +197,8 @@ class MultiSourceDataset(Dataset):
         """Build the sources, the group id array and the label space (once)."""
         if self._fully_initialized:
             return
-        lengths = []
-        for name, dataset in zip(self.group_names, self.datasets):
-            try:
-                if hasattr(dataset, 'full_init'):
-                    dataset.full_init()
-                n = len(dataset)
-            except Exception as err:
-                if getattr(dataset, 'data_list', None) == []:
-                    n = 0  # mmengine cannot serialize an empty source
-                else:
-                    raise ValueError(f'source "{name}" failed to load: '
-                                     f'{type(err).__name__}: {err}') from err
-            if n == 0:
-                raise ValueError(f'source "{name}" has zero samples (check its ann_file, '
-                                 'data_prefix and filter_cfg)')
-            lengths.append(n)
+        lengths = [self._source_length(name, dataset)
+                   for name, dataset in zip(self.group_names, self.datasets)]
         self.cumulative_sizes = np.cumsum(lengths).tolist()
         # one int per sample, from the sources' lengths only: no image is read
         self._group_ids = np.repeat(np.asarray(self.group_id_list, dtype=np.int64), lengths)
@@ -211,6 +221,25 @@ class MultiSourceDataset(Dataset):
         if all(k is not None for k in keypoints.values()):
             self._sample_meta['group_num_keypoints'] = keypoints
         self._fully_initialized = True
+
+    @staticmethod
+    def _source_length(name: str, dataset: Any) -> int:
+        """Load one source; its own load error is kept (chained), zero samples refused."""
+        try:
+            if hasattr(dataset, 'full_init'):
+                dataset.full_init()
+            n = len(dataset)
+        except Exception as err:
+            # mmengine cannot serialize an empty source; any other error (a missing file,
+            # invalid JSON, an annotation without bbox) is the cause to report
+            n = 0 if _empty_after_load(dataset) else None
+            if n is None:
+                raise ValueError(f'source "{name}" failed to load: '
+                                 f'{type(err).__name__}: {err}') from err
+        if n == 0:
+            raise ValueError(f'source "{name}" has zero samples (check its ann_file, '
+                             'data_prefix and filter_cfg)')
+        return n
 
     def _build_label_space(self) -> Optional[LabelSpace]:
         """The unified label space of the sources' classes (None if a source has none)."""

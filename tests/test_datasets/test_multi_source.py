@@ -163,3 +163,22 @@ def test_pose_pipeline_carries_group(shared_real):
     for i in (0, n_coco - 1, n_coco, len(ds) - 1):
         s = ds[i]['data_samples']
         assert (s.group_id, s.group_name) == ((0, 'coco') if i < n_coco else (1, 'crowdpose'))
+
+
+@pytest.mark.parametrize('content, cause', [
+    ('{not json', 'JSONDecodeError'),
+    (None, 'FileNotFoundError'),
+])
+def test_a_source_load_error_keeps_its_cause(tmp_path, content, cause):
+    """Invalid JSON or a missing file is reported as such, not as "zero samples"."""
+    from mmengine.registry import init_default_scope
+    from mtl_plugin.datasets import MultiSourceDataset
+    init_default_scope('mmdet')
+    ann = tmp_path / 'bad.json'
+    if content is not None:
+        ann.write_text(content)
+    with pytest.raises(ValueError, match=f'source "bad" failed to load: {cause}') as info:
+        MultiSourceDataset(datasets=[dict(type='CocoDataset', group_name='bad',
+                                          ann_file=str(ann), data_prefix=dict(img=''),
+                                          metainfo=dict(classes=('a', )), pipeline=[])])
+    assert info.value.__cause__ is not None and type(info.value.__cause__).__name__ == cause
