@@ -3,9 +3,8 @@ from .checkpoint_compat import install_safe_checkpoint_globals
 from .dist import setup_cpu_distributed
 from .hooks import (CurriculumLearningHook, DataMapHook, HeadIsolationHook, StagedTrainingHook,
                     schedule_value)
-from .optim_wrappers import (GradSurgeryOptimWrapper, LossWeighting, MultiTaskLossMixin,
-                             MultiTaskModel)
+from .optim_wrappers import GradSurgeryOptimWrapper
 
 __all__ = ['install_safe_checkpoint_globals', 'setup_cpu_distributed', 'CurriculumLearningHook',
            'DataMapHook', 'HeadIsolationHook', 'StagedTrainingHook', 'schedule_value',
-           'GradSurgeryOptimWrapper', 'LossWeighting', 'MultiTaskLossMixin', 'MultiTaskModel']
+           'GradSurgeryOptimWrapper']

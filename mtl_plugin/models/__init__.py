@@ -5,15 +5,26 @@ from .detectors import MultiHeadDetector
 from .ensembles import GroupRoutedEnsemble
 from .group_aware import GroupAwareModel, make_group_aware
 from .heads import DatasetClsHead, GradientReversal, GradientReversalLayer
-from .losses import (GroupContextHook, GroupWeightedFocalHeatmapLoss,
-                     GroupWeightedKeypointMSELoss, GroupWeightedLoss, group_context)
+from .losses import GroupContextHook, GroupWeightedLoss, group_context
 from .multi_head import MultiHeadMixin
+from .multitask import LossWeighting, MultiTaskLossMixin, MultiTaskModel
 from .necks import (AdaptivePoolAlign, AttentionFusion, ChannelAlign, ConcatFusion,
                     CrossStitchNetwork, CrossStitchUnit, SoftParameterSharing)
-from .pose import MultiHeadPoseEstimator
+from . import pose  # noqa: F401  (registers MultiHeadPoseEstimator, imported lazily)
+
+_LAZY = {'MultiHeadPoseEstimator': 'pose', 'GroupWeightedFocalHeatmapLoss': 'losses',
+         'GroupWeightedKeypointMSELoss': 'losses'}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:  # mmpose-based: imported on first use
+        import importlib
+        return getattr(importlib.import_module(f'{__name__}.{_LAZY[name]}'), name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 __all__ = [
-    'MultiHeadDetector', 'GroupRoutedEnsemble', 'MultiHeadMixin', 'MultiHeadPoseEstimator',
+    'MultiHeadDetector', 'GroupRoutedEnsemble', 'LossWeighting', 'MultiTaskLossMixin',
+    'MultiTaskModel', 'MultiHeadMixin', 'MultiHeadPoseEstimator',
     'GroupAwareModel', 'make_group_aware', 'GroupContextHook', 'GroupWeightedFocalHeatmapLoss',
     'GroupWeightedKeypointMSELoss',
     'GroupWeightedLoss', 'group_context', 'DatasetClsHead', 'GradientReversal',

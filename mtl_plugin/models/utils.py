@@ -1,4 +1,5 @@
 """Small helpers shared by the model modules."""
+import importlib
 from typing import Any, Mapping, Optional
 
 from mmengine.registry import MODELS
@@ -59,3 +60,28 @@ def dispatch_mode(model: nn.Module, inputs: Any, data_samples: Optional[list],
     if mode == 'tensor':
         return model._forward(inputs, data_samples)
     raise InvalidModeError(f'Invalid mode "{mode}": use "loss", "predict" or "tensor"')
+
+
+def register_lazy(registry: Any, name: str, module: str) -> None:
+    """Register ``name`` so that the module defining it is imported only when it is built.
+
+    The mmpose-based modules (pose estimator, heatmap losses) live in modules that import
+    mmpose; ``import mtl_plugin`` must not pay for that (~7 s), yet configs naming them must
+    build after ``custom_imports=dict(imports=['mtl_plugin'])``. The registry first holds
+    a builder function; importing ``module`` registers the class itself over it
+    (``force=True``), and the builder then builds through the class.
+
+    Args:
+        registry (Registry): E.g. mmengine's root ``MODELS``.
+        name (str): The registered name (the class name).
+        module (str): The module that defines and registers the class.
+    """
+
+    def build(*args: Any, **kwargs: Any) -> Any:
+        cls = getattr(importlib.import_module(module), name)
+        return cls(*args, **kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = f'Imports ``{module}`` and builds ``{name}`` (see that class).'
+    if name not in registry.module_dict:
+        registry.register_module(name=name, module=build)

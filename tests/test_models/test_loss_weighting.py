@@ -21,11 +21,11 @@ from torch.utils.data import DataLoader
 
 import mtl_plugin  # noqa: F401
 from conftest import REPO
-from mtl_plugin.engine.optim_wrappers import (DWAWeighting, FixedWeighting, GradNormWeighting,
-                                              RLWWeighting, ScheduledWeighting,
-                                              UncertaintyWeighting, attach_loss_weighting,
-                                              group_losses_by_task)
-from mtl_plugin.engine.optim_wrappers import weighting_methods
+from mtl_plugin.models.multitask import (DWAWeighting, FixedWeighting, GradNormWeighting,
+                                        RLWWeighting, ScheduledWeighting,
+                                        UncertaintyWeighting, attach_loss_weighting,
+                                        group_losses_by_task)
+from mtl_plugin.models.multitask import weighting_methods
 from tiny_models import TEST_CFG, TRAIN_CFG, backbone_neck, batch, build_detector, retina, sample
 
 _hub_ids = itertools.count()

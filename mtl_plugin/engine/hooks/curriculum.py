@@ -32,7 +32,7 @@ from mmengine.registry import HOOKS
 
 from mtl_plugin.groups import Groups, normalize_group_key
 from mtl_plugin.validation import is_finite_real, is_int, suggest
-from .curriculum_schedule import _Schedule, schedule_value
+from ...schedules import _Schedule, schedule_value
 
 DATA_BATCH = Optional[Any]
 

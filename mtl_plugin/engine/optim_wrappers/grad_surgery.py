@@ -1,12 +1,17 @@
-"""``GradSurgeryOptimWrapper``: PCGrad, GradVac, CAGrad (any torchjd aggregator)."""
+"""``GradSurgeryOptimWrapper``: PCGrad, GradVac, CAGrad (any torchjd aggregator).
+
+torchjd is imported when an aggregator is first built, so that ``import mtl_plugin`` (and
+every run without gradient surgery) does not load it.
+"""
+import functools
+import importlib
 import inspect
 import math
 import weakref
 from contextlib import ExitStack, contextmanager
-from typing import Dict, Iterator, List, Optional, Sequence, Set, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Set, Union
 
 import torch
-import torchjd.aggregation as tjd
 from mmengine.dist import all_gather_object, all_reduce, get_world_size, sync_random_seed
 from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapper
@@ -16,14 +21,34 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim import Optimizer
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torchjd.aggregation as tjd
+
 __all__ = ['AGGREGATORS', 'GradSurgeryOptimWrapper', 'build_aggregator']
 
-_BASES = (tjd.Aggregator, tjd.WeightedAggregator, tjd.GramianWeightedAggregator)
-#: torchjd 0.18 aggregators usable by name: ``aggregator=dict(type=<name>, **kwargs)``.
-AGGREGATORS: Dict[str, type] = {
-    name: getattr(tjd, name) for name in tjd.__all__
-    if inspect.isclass(getattr(tjd, name)) and issubclass(getattr(tjd, name), tjd.Aggregator)
-    and getattr(tjd, name) not in _BASES}
+
+
+def _tjd() -> Any:
+    """``torchjd.aggregation``, imported on first use."""
+    return importlib.import_module('torchjd.aggregation')
+
+
+@functools.lru_cache(maxsize=1)
+def aggregators() -> Dict[str, type]:
+    """torchjd 0.18 aggregators usable by name: ``aggregator=dict(type=<name>, **kwargs)``."""
+    tjd = _tjd()
+    bases = (tjd.Aggregator, tjd.WeightedAggregator, tjd.GramianWeightedAggregator)
+    return {name: getattr(tjd, name) for name in tjd.__all__
+            if inspect.isclass(getattr(tjd, name)) and issubclass(getattr(tjd, name),
+                                                                   tjd.Aggregator)
+            and getattr(tjd, name) not in bases}
+
+
+def __getattr__(name: str) -> Any:
+    if name == 'AGGREGATORS':  # the table, built (and torchjd imported) when first read
+        return aggregators()
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
 _NO_TASK_LOSSES = (
     'GradSurgeryOptimWrapper needs the model to expose per-task losses '
     '(model.mtl_task_losses): give the model loss_weighting=dict(type=\'EqualWeighting\'), '
@@ -32,7 +57,7 @@ _NO_TASK_LOSSES = (
 Grads = List[Optional[Tensor]]  # one entry per trainable parameter, None = no gradient
 
 
-def build_aggregator(cfg: Union[dict, tjd.Aggregator]) -> tjd.Aggregator:
+def build_aggregator(cfg: Union[dict, 'tjd.Aggregator']) -> 'tjd.Aggregator':
     """Build a torchjd aggregator from ``dict(type=<class name>, **kwargs)``.
 
     Args:
@@ -42,18 +67,19 @@ def build_aggregator(cfg: Union[dict, tjd.Aggregator]) -> tjd.Aggregator:
     Returns:
         Aggregator: Maps a ``(T, n)`` matrix of task gradients to an ``(n,)`` vector.
     """
-    if isinstance(cfg, tjd.Aggregator):
+    if isinstance(cfg, _tjd().Aggregator):
         return cfg
     if not isinstance(cfg, dict) or not isinstance(cfg.get('type'), str):
         raise TypeError("aggregator must be a dict like dict(type='PCGrad') or a torchjd "
                         f'Aggregator, but got {cfg!r}')
     kwargs = dict(cfg)
     name = kwargs.pop('type')
-    if name not in AGGREGATORS:
+    table = aggregators()
+    if name not in table:
         raise ValueError(f'unknown aggregator {name!r}: available torchjd aggregators are '
-                         f'{sorted(AGGREGATORS)}')
+                         f'{sorted(table)}')
     try:
-        return AGGREGATORS[name](**kwargs)
+        return table[name](**kwargs)
     except TypeError as err:  # missing / unexpected kwargs, e.g. CAGrad without c
         raise TypeError(f'cannot build aggregator {name} from {cfg!r}: {err}') from err
 
@@ -115,7 +141,7 @@ class GradSurgeryOptimWrapper(OptimWrapper):
 
     def __init__(self,
                  optimizer: Optimizer,
-                 aggregator: Union[dict, tjd.Aggregator, None] = None,
+                 aggregator: Union[dict, 'tjd.Aggregator', None] = None,
                  shared: Optional[Sequence[str]] = None,
                  autocast: Optional[dict] = None,
                  **kwargs) -> None:

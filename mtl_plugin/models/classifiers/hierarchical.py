@@ -28,7 +28,7 @@ from mmengine.registry import MODELS
 from mmengine.structures import BaseDataElement
 from torch import Tensor, nn
 
-from ...engine.optim_wrappers.loss_weighting import MultiTaskLossMixin
+from ..multitask import MultiTaskLossMixin
 from ..heads import DatasetClsHead
 from ..multi_head import MultiHeadMixin
 from ..utils import build_with_mmdet_fallback, dispatch_mode

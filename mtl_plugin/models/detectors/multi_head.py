@@ -14,7 +14,7 @@ from mmengine.registry import MODELS
 from mmengine.structures import InstanceData
 from torch import Tensor
 
-from ...engine.optim_wrappers.loss_weighting import MultiTaskLossMixin
+from ..multitask import MultiTaskLossMixin
 from .. import heads as _aux_heads  # noqa: F401  (registers DatasetClsHead for aux_head)
 from ..necks import SoftParameterSharing
 from ..losses import group_context
@@ -96,7 +96,7 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
         loss_weighting (dict, optional): Multi-task loss weighting over the loss-key
             prefixes (``rpn``, the heads, ``aux``), e.g.
             ``dict(type='UncertaintyWeighting')``; the weights are logged as
-            ``weight.<task>``. See :mod:`mtl_plugin.engine.optim_wrappers.loss_weighting`.
+            ``weight.<task>``. See :mod:`mtl_plugin.models.multitask`.
             Defaults to None (plain sum).
         train_cfg (dict, optional): Shared by all heads, or keyed by head name (plus
             ``default``, and ``rpn`` / ``rpn_proposal`` for two-stage).

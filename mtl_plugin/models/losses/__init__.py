@@ -12,7 +12,22 @@ from .group_context import (GroupContext, GroupContextError, GroupContextHook,
                             group_context_from_samples, has_group_context,
                             parse_group_id_weight, sample_group_weights,
                             set_group_context)
-from .pose_losses import GroupWeightedFocalHeatmapLoss, GroupWeightedKeypointMSELoss
+from mmengine.registry import MODELS
+
+from ..utils import register_lazy
+
+# mmpose-based: registered now, imported (with mmpose) when first built or imported
+_POSE_LOSSES = ('GroupWeightedFocalHeatmapLoss', 'GroupWeightedKeypointMSELoss')
+for _name in _POSE_LOSSES:
+    register_lazy(MODELS, _name, 'mtl_plugin.models.losses.pose_losses')
+
+
+def __getattr__(name: str):
+    if name in _POSE_LOSSES:
+        from . import pose_losses
+        return getattr(pose_losses, name)
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
 
 __all__ = [
     'GroupContext', 'GroupContextError', 'GroupContextHook', 'GroupWeightedFocalHeatmapLoss',

@@ -59,7 +59,7 @@ class _GroupWeighted(GroupWeightedMixin):
                                          dtype=output.dtype)
 
 
-@MODELS.register_module()
+@MODELS.register_module(force=True)  # over the lazy builder of models/utils.py
 class GroupWeightedKeypointMSELoss(_GroupWeighted, KeypointMSELoss):
     """MMPose's ``KeypointMSELoss`` with a per-sample weight from the sample's group.
 
@@ -115,7 +115,7 @@ class GroupWeightedKeypointMSELoss(_GroupWeighted, KeypointMSELoss):
                 f'loss_weight={self.loss_weight}')
 
 
-@MODELS.register_module()
+@MODELS.register_module(force=True)  # over the lazy builder of models/utils.py
 class GroupWeightedFocalHeatmapLoss(_GroupWeighted, FocalHeatmapLoss):
     """CornerNet / CenterNet focal heatmap loss with per-sample group weights.
 

@@ -1,4 +1,16 @@
-"""Pose estimators."""
-from .multi_head import MultiHeadPoseEstimator
+"""Pose estimators (mmpose-based: imported, with mmpose, when first built or imported)."""
+from mmengine.registry import MODELS
+
+from ..utils import register_lazy
+
+register_lazy(MODELS, 'MultiHeadPoseEstimator', 'mtl_plugin.models.pose.multi_head')
+
+
+def __getattr__(name: str):
+    if name == 'MultiHeadPoseEstimator':
+        from .multi_head import MultiHeadPoseEstimator
+        return MultiHeadPoseEstimator
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+
 
 __all__ = ['MultiHeadPoseEstimator']

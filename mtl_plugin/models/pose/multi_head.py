@@ -10,7 +10,7 @@ from mmpose.models.pose_estimators import TopdownPoseEstimator
 from mmpose.utils.typing import SampleList
 from torch import Tensor, nn
 
-from ...engine.optim_wrappers.loss_weighting import MultiTaskLossMixin
+from ..multitask import MultiTaskLossMixin
 from .. import heads as _aux_heads  # noqa: F401  (registers DatasetClsHead for aux_head)
 from ..losses import group_context
 from ..multi_head import MultiHeadMixin
@@ -26,7 +26,7 @@ def _select(feats, index: Tensor):
     return type(feats)(_select(f, index) for f in feats)
 
 
-@MODELS.register_module()
+@MODELS.register_module(force=True)  # over the lazy builder of models/utils.py
 class MultiHeadPoseEstimator(MultiTaskLossMixin, MultiHeadMixin, BaseModel):
     """Top-down pose estimation on several datasets with different keypoint sets.
 
@@ -48,7 +48,7 @@ class MultiHeadPoseEstimator(MultiTaskLossMixin, MultiHeadMixin, BaseModel):
         loss_weighting (dict, optional): Multi-task loss weighting over the loss-key
             prefixes (the heads, ``aux``), e.g. ``dict(type='UncertaintyWeighting')``; the
             weights are logged as ``weight.<task>``. See
-            :mod:`mtl_plugin.engine.optim_wrappers.loss_weighting`. Defaults to None.
+            :mod:`mtl_plugin.models.multitask`. Defaults to None.
         train_cfg (dict, optional): Passed to every head's ``loss``.
         test_cfg (dict, optional): Passed to every head's ``predict`` (``flip_test``...).
         data_preprocessor (dict, optional): Data preprocessor config.

@@ -22,7 +22,7 @@ from mmengine.logging import MessageHub, print_log
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
-from ..hooks.curriculum import schedule_value
+from ...schedules import schedule_value
 from .loss_weighting import LossWeighting, TaskLosses, Tasks
 
 TaskDict = Dict[str, Tensor]  # task -> () loss, in task order
