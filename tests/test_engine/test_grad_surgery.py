@@ -16,6 +16,7 @@ from torch import nn
 from torchjd.aggregation import CAGrad, GradVac, PCGrad
 
 import mtl_plugin  # noqa: F401  (registers GradSurgeryOptimWrapper)
+from mtl_plugin.task_losses import MultiTaskLoss
 from mtl_plugin.engine.optim_wrappers.grad_surgery import (AGGREGATORS,
                                                            GradSurgeryOptimWrapper,
                                                            build_aggregator)
@@ -61,8 +62,9 @@ class TinyMTL(BaseModel):
 
     def parse_losses(self, losses):
         total, log_vars = super().parse_losses(losses)
-        if self.expose:
-            self.mtl_task_losses = OrderedDict((k.split('.')[0], v) for k, v in losses.items())
+        if self.expose:  # the explicit hand-off: the total carries the task losses
+            total = MultiTaskLoss.of(OrderedDict((k.split('.')[0], v)
+                                                 for k, v in losses.items()), total)
         return total, log_vars
 
 
@@ -242,8 +244,7 @@ class RoutedTinyMTL(TinyMTL):
 
     def parse_losses(self, losses):
         total, log_vars = BaseModel.parse_losses(self, losses)
-        self.mtl_task_losses = OrderedDict(a=losses['a.loss'])
-        return total, log_vars
+        return MultiTaskLoss.of(OrderedDict(a=losses['a.loss']), total), log_vars
 
 
 def test_one_task_batch_of_a_multi_head_model():
@@ -264,7 +265,7 @@ def test_one_task_batch_of_a_multi_head_model():
 def test_errors():
     batch = make_batch()
     model = TinyMTL(expose=False)
-    with pytest.raises(RuntimeError, match=r"mtl_task_losses\): give the model loss_weighting"):
+    with pytest.raises(RuntimeError, match=r"task_losses=\.\.\.\)\): give the model loss_weighting"):
         model.train_step(batch, build(model))
     model = TinyMTL(('a',))
     with pytest.raises(ValueError, match=r"needs >= 2 tasks, but the model exposes \['a'\]"):
@@ -274,13 +275,15 @@ def test_errors():
     with pytest.raises(RuntimeError, match='has not seen the model'):
         wrapper.update_params(torch.tensor(1.0, requires_grad=True))
     model.train_step(batch, wrapper)
-    with wrapper.optim_context(model):  # a step whose parse_losses did not refresh them
-        loss = sum(model(**batch, mode='loss').values())
-    with pytest.raises(RuntimeError, match='stale'):
+    with wrapper.optim_context(model):  # a plain total carries no task losses
+        losses = model(**batch, mode='loss')
+        loss = sum(losses.values())
+    with pytest.raises(RuntimeError, match='needs per-task losses'):
         wrapper.update_params(loss)
-    model.parse_losses(model(**batch, mode='loss'))
+    tasks = OrderedDict((k.split('.')[0], v) for k, v in losses.items())
     with pytest.raises(ValueError, match='sum to .* every loss term must belong'):
-        wrapper.update_params(loss + 1)
+        wrapper.update_params(loss + 1, task_losses=tasks)
+    wrapper.update_params(loss, task_losses=tasks)  # explicit terms: accepted
     with pytest.raises(ValueError, match="float16 would need a loss scaler"):
         build(TinyMTL(), autocast=dict(dtype='float16'))
     with pytest.raises(TypeError, match="shared must be a non-empty list.*'trunk'"):

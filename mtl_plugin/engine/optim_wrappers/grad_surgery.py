@@ -7,7 +7,6 @@ import functools
 import importlib
 import inspect
 import math
-import weakref
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence, Set, Union
 
@@ -20,6 +19,8 @@ from mmengine.runner.amp import autocast as mm_autocast
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim import Optimizer
+
+from ...task_losses import task_losses_of
 
 if TYPE_CHECKING:  # pragma: no cover
     import torchjd.aggregation as tjd
@@ -50,9 +51,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
 
 _NO_TASK_LOSSES = (
-    'GradSurgeryOptimWrapper needs the model to expose per-task losses '
-    '(model.mtl_task_losses): give the model loss_weighting=dict(type=\'EqualWeighting\'), '
-    'or wrap a stock model with type=\'MultiTaskModel\'')
+    'GradSurgeryOptimWrapper needs per-task losses (a MultiTaskLoss from the model\'s '
+    'parse_losses, or update_params(loss, task_losses=...)): give the model '
+    'loss_weighting=dict(type=\'EqualWeighting\'), or wrap a stock model with '
+    'type=\'MultiTaskModel\'')
 
 Grads = List[Optional[Tensor]]  # one entry per trainable parameter, None = no gradient
 
@@ -88,8 +90,11 @@ def build_aggregator(cfg: Union[dict, 'tjd.Aggregator']) -> 'tjd.Aggregator':
 class GradSurgeryOptimWrapper(OptimWrapper):
     """Gradient surgery on the shared parameters of a multi-task model.
 
-    The model exposes one loss per task (``model.mtl_task_losses``, an ordered
-    ``{task: scalar loss}`` whose sum is the total loss passed to :meth:`update_params`).
+    :meth:`update_params` receives one loss per task explicitly: the total is a
+    :class:`~mtl_plugin.task_losses.MultiTaskLoss` (what the multi-task models'
+    ``parse_losses`` return, so ``BaseModel.train_step`` and
+    ``MMDistributedDataParallel.train_step`` hand it over unchanged) or the terms come as
+    ``task_losses=`` (an ordered ``{task: scalar loss}`` summing to the total).
     For each task ``t`` with a graph, ``g_t = d(L_t / accumulation factor) / d params`` is
     computed with :func:`torch.autograd.grad` over the optimizer's trainable parameters
     (one backward pass per task) and added into a per-task buffer. At an update step:
@@ -164,7 +169,6 @@ class GradSurgeryOptimWrapper(OptimWrapper):
         self._model: Optional[nn.Module] = None
         self._ddp: Optional[DistributedDataParallel] = None
         self._buffers: Dict[str, Grads] = {}  # task -> accumulated gradients
-        self._consumed: List[weakref.ref] = []  # task losses already used (staleness)
         self._task_names: Set[str] = set()  # every task seen so far
         self._num_updates = 0
         self._seed: Optional[int] = None
@@ -211,16 +215,22 @@ class GradSurgeryOptimWrapper(OptimWrapper):
             yield
 
     def update_params(self, loss: Tensor, step_kwargs: Optional[Dict] = None,
-                      zero_kwargs: Optional[Dict] = None) -> None:
+                      zero_kwargs: Optional[Dict] = None,
+                      task_losses: Optional[Dict[str, Tensor]] = None) -> None:
         """Accumulate per-task gradients; at an update step, aggregate and step.
 
         Args:
-            loss (Tensor): The total loss, shape (); must equal the sum of the task losses.
+            loss (Tensor): The total loss, shape (): a :class:`MultiTaskLoss` (carrying
+                the task losses), or any tensor when ``task_losses`` is given.
             step_kwargs (dict, optional): Kwargs of ``optimizer.step``. Defaults to None.
             zero_kwargs (dict, optional): Kwargs of ``optimizer.zero_grad``. Defaults to None.
+            task_losses (dict[str, Tensor], optional): Task -> () loss, summing to
+                ``loss``; a task without graph is absent from the batch. Defaults to None:
+                ``loss.task_losses``.
         """
         # a task whose loss has no graph is absent from this batch
-        tasks = [(n, v) for n, v in self._take_task_losses(loss).items() if v.grad_fn is not None]
+        tasks = [(n, v) for n, v in self._check_task_losses(loss, task_losses).items()
+                 if v.grad_fn is not None]
         for k, (name, task_loss) in enumerate(tasks):
             grads = torch.autograd.grad(self.scale_loss(task_loss), self.params,
                                         retain_graph=k < len(tasks) - 1, allow_unused=True)
@@ -233,16 +243,18 @@ class GradSurgeryOptimWrapper(OptimWrapper):
             self._buffers = {}
             self._num_updates += 1
 
-    def _take_task_losses(self, loss: Tensor) -> Dict[str, Tensor]:
-        """Read ``model.mtl_task_losses`` and check it is fresh and sums to ``loss``."""
+    def _check_task_losses(self, loss: Tensor,
+                           losses: Optional[Dict[str, Tensor]]) -> Dict[str, Tensor]:
+        """The task losses given (or carried by ``loss``), checked to sum to ``loss``."""
         if self._model is None:
             raise RuntimeError('GradSurgeryOptimWrapper has not seen the model: call '
                                'update_params after optim_context(model), as '
                                'model.train_step(data, optim_wrapper) does')
-        losses = getattr(self._model, 'mtl_task_losses', None)
+        if losses is None:
+            losses = task_losses_of(loss)
         if not isinstance(losses, dict) or not losses:
-            raise RuntimeError(f'{_NO_TASK_LOSSES}; {type(self._model).__name__} has '
-                               f'mtl_task_losses={losses!r}')
+            raise RuntimeError(f'{_NO_TASK_LOSSES}; {type(self._model).__name__} gave a '
+                               f'{type(loss).__name__} and task_losses={losses!r}')
         # a routed multi-head model may give one task's loss only, on a one-group batch
         self._task_names.update(losses)
         if hasattr(self._model, 'head_modules'):
@@ -250,24 +262,15 @@ class GradSurgeryOptimWrapper(OptimWrapper):
         if len(self._task_names) < 2:
             raise ValueError(f'gradient surgery needs >= 2 tasks, but the model exposes '
                              f'{list(losses)}: use the plain OptimWrapper (or give '
-                             'mtl_task_losses an entry for every task, without graph when '
+                             'task losses an entry for every task, without graph when '
                              'absent from the batch)')
-        # a loss with a graph is a new tensor at every forward (constants may be reused)
-        graphs = [v for v in losses.values() if v.grad_fn is not None]
-        alive = {id(ref()) for ref in self._consumed if ref() is not None}
-        if any(id(v) in alive for v in graphs):
-            raise RuntimeError(f'{_NO_TASK_LOSSES}; the task losses of '
-                               f'{type(self._model).__name__} are stale: they were already '
-                               'used by an earlier update_params (set them in every '
-                               'parse_losses)')
-        self._consumed = [weakref.ref(v) for v in graphs]
         total = float(sum(v.detach().double() for v in losses.values()))
         given = float(loss.detach())
         tol = 10 * len(losses) * torch.finfo(loss.dtype).eps * (1 + abs(total))
         if math.isfinite(given) and not abs(total - given) <= tol:
             raise ValueError(f'the task losses {list(losses)} sum to {total:.6g}, but '
                              f'the loss given to update_params is {given:.6g}: every '
-                             'loss term must belong to a task in mtl_task_losses')
+                             'loss term must belong to a task in task_losses')
         return losses
 
     def _accumulate(self, task: str, grads: Sequence[Optional[Tensor]]) -> None:

@@ -16,8 +16,10 @@ and for any MMEngine model (a stock mmdet detector, an mmpose estimator)::
                                      tasks=dict(cls=['loss_cls'], box=['loss_bbox'])))
 
 The weights are logged every iteration as ``weight.<task>``; ``loss`` is the weighted
-total. The weighted per-task losses are kept in ``model.mtl_task_losses`` for gradient
-surgery (:mod:`.grad_surgery`).
+total. ``parse_losses`` returns it as a :class:`~mtl_plugin.task_losses.MultiTaskLoss`
+carrying the weighted per-task losses, which MMEngine's train step (DDP's too) hands to
+``optim_wrapper.update_params``: the explicit input of gradient surgery
+(:class:`~mtl_plugin.engine.optim_wrappers.GradSurgeryOptimWrapper`).
 
 Weight decay caveat: learnable weights (``UncertaintyWeighting.log_vars``) are model
 parameters, so the optimizer decays them towards 0 (weight 1) unless told otherwise::
@@ -33,6 +35,8 @@ from mmengine.model import BaseModel, BaseModule
 from mmengine.registry import MODELS
 from mmengine.utils import is_list_of
 from torch import Tensor, nn
+
+from ...task_losses import MultiTaskLoss
 
 Tasks = Optional[Union[Sequence[str], Dict[str, Sequence[str]]]]
 
@@ -144,18 +148,8 @@ def model_task_names(model: nn.Module) -> Optional[List[str]]:
     return names + (['aux'] if getattr(model, 'aux_head', None) is not None else [])
 
 
-class TaskLosses(OrderedDict):
-    """Task -> weighted loss tensor of the current step (with graph).
-
-    Copies and pickles hold detached clones: ``copy.deepcopy(model)`` (EMA hooks) must not
-    trip over non-leaf tensors kept on the model between steps.
-    """
-
-    def __deepcopy__(self, memo) -> 'TaskLosses':
-        return TaskLosses((k, v.detach().clone()) for k, v in self.items())
-
-    def __reduce__(self):
-        return TaskLosses, (list((k, v.detach()) for k, v in self.items()), )
+#: Task -> () loss of one step, in task order.
+TaskLosses = OrderedDict
 
 
 class LossWeighting(BaseModule):
@@ -283,14 +277,14 @@ class MultiTaskLossMixin:
     """``parse_losses`` with multi-task loss weighting, for MMEngine model classes.
 
     Put it before ``BaseModel`` / ``BaseDetector`` in the bases and call
-    :meth:`init_loss_weighting` at the end of ``__init__``. Every ``parse_losses`` call
-    sets ``self.mtl_task_losses``: task -> weighted loss () with graph (the uncertainty
-    regulariser included in its task), whose sum is the returned total; without a
-    weighting, the unweighted sums of the key prefixes (None when the keys have none).
+    :meth:`init_loss_weighting` at the end of ``__init__``. ``parse_losses`` returns the
+    total as a :class:`~mtl_plugin.task_losses.MultiTaskLoss` whose ``task_losses`` are
+    task -> weighted loss () with graph (the uncertainty regulariser included in its
+    task), summing to the total; without a weighting, the unweighted sums of the key
+    prefixes (a plain tensor when the keys have no prefixes). Nothing is kept on the model.
     """
 
     loss_weighting: Optional[LossWeighting]
-    mtl_task_losses: Optional[TaskLosses]
 
     def init_loss_weighting(self, cfg: Optional[dict]) -> None:
         """Build ``cfg`` (a :class:`LossWeighting` config, or None) as ``self.loss_weighting``."""
@@ -301,7 +295,6 @@ class MultiTaskLossMixin:
                 raise TypeError(f'loss_weighting must build a LossWeighting (e.g. '
                                 f"type='UncertaintyWeighting'), but got {type(weighting)}")
         self.loss_weighting = weighting
-        self.mtl_task_losses = None
         if weighting is not None:
             weighting.attach(self)
 
@@ -309,22 +302,22 @@ class MultiTaskLossMixin:
         """MMEngine's ``parse_losses``, with the total weighted by ``self.loss_weighting``.
 
         Returns:
-            tuple[Tensor, dict]: The total () and the log dict: MMEngine's per-key values,
-            ``loss`` (the weighted total) and ``weight.<task>`` for each task of the step.
+            tuple[Tensor, dict]: The total () (a :class:`MultiTaskLoss` carrying the task
+            losses, see above) and the log dict: MMEngine's per-key values, ``loss`` (the
+            weighted total) and ``weight.<task>`` for each task of the step.
         """
         total, log_vars = BaseModel.parse_losses(self, losses)
         weighting = getattr(self, 'loss_weighting', None)
         if weighting is None:
             keys = [k for k in losses if 'loss' in k]
-            self.mtl_task_losses = TaskLosses(group_losses_by_task(losses)) \
-                if keys and all('.' in k for k in keys) else None
+            if keys and all('.' in k for k in keys):
+                total = MultiTaskLoss.of(TaskLosses(group_losses_by_task(losses)), total)
             return total, log_vars
         task_losses = group_losses_by_task(losses, weighting.tasks, weighting.optional_tasks)
         terms, weights = weighting.weighted_losses(task_losses)
-        total = sum(terms.values())
-        log_vars['loss'] = total
+        total = MultiTaskLoss.of(terms)
+        log_vars['loss'] = total.as_subclass(Tensor)  # logs hold plain tensors
         log_vars.update((f'weight.{t}', w) for t, w in weights.items())
-        self.mtl_task_losses = terms
         return total, log_vars
 
 
