@@ -14,6 +14,7 @@ Usage:
     OMP_NUM_THREADS=1 python benchmarks/dt_data_map.py --clock cpu   # on a busy machine
 """
 import argparse
+import contextlib
 import copy
 import os.path as osp
 import sys
@@ -99,8 +100,10 @@ def measure(model, wrapper, batches, recorder, repeats: int, device: str,
 
     def step(rec):
         def run():
-            model.data_map_recorder = rec
-            model.train_step(copy.deepcopy(batches[state['i'] % len(batches)]), wrapper)
+            with contextlib.ExitStack() as stack:
+                if rec is not None:
+                    stack.enter_context(model.recording(rec))
+                model.train_step(copy.deepcopy(batches[state['i'] % len(batches)]), wrapper)
             state['i'] += 1
             _sync(device)
         return run
@@ -109,7 +112,6 @@ def measure(model, wrapper, batches, recorder, repeats: int, device: str,
     fns = dict(off=step(None), on=step(recorder))
     times = time_alternating(fns, repeats=repeats) if clock == 'wall' else \
         _alternate_cpu(fns, repeats)
-    model.data_map_recorder = None
     recorder.pop()
     recording = record_only(model, batches[0], recorder, repeats, device, clock)
     return dict(step_off_s=times['off'], step_on_s=times['on'],

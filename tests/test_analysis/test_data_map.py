@@ -20,6 +20,7 @@ from mtl_plugin.analysis.data_map import RegionRule, score_labels
 from mtl_plugin.engine.hooks import data_map as dm_module
 from mtl_plugin.engine.hooks import data_map_recorder as recorder_module
 from mtl_plugin.engine.hooks.data_map import DataMapHook, DataMapRecorder, gold_confidence
+from mtl_plugin.models.recording import DataMapRecording
 from tiny_models import TEST_CFG, TRAIN_CFG, backbone_neck, retina
 
 TOOL = osp.join(REPO, 'tools', 'analysis', 'data_map.py')
@@ -279,8 +280,12 @@ def test_hook_refuses_a_model_without_recording(tmp_path):
         DataMapHook().before_train(runner)
 
 
+class _FakeModel(DataMapRecording):
+    """What the hook needs of a model: ``recording(recorder)``."""
+
+
 def test_hook_loop_checks():
-    model = SimpleNamespace(data_map_recorder=None)
+    model = _FakeModel()
     iter_loop = SimpleNamespace(model=model, train_loop=object())
     with pytest.raises(ValueError, match='give period_iters'):
         DataMapHook().before_train(iter_loop)
@@ -349,24 +354,24 @@ def test_detector_records_each_gt_in_group_labels(union):
     model.dataset_meta = META
     model.train()
     rec = DataMapRecorder()
-    model.data_map_recorder = rec
     data = model.data_preprocessor(batch(['person', 'animal', 'person']), True)
     want = [(s.group_name, str(s.img_id), j, int(lab)) for s in data['data_samples']
             for j, lab in enumerate(s.gt_instances.labels)]
-    losses = model(**data, mode='loss')
+    with model.recording(rec):
+        losses = model(**data, mode='loss')
     assert any(k.endswith('loss_cls') for k in losses)
     rows = rec.pop()
     got = sorted(zip(rows['group'].tolist(), rows['image_id'].tolist(), rows['inst'].tolist(),
                      rows['label'].tolist()))
     assert got == sorted(want)  # labels stay in each group's own space
-    model.data_map_recorder = None
+    assert model.data_map_recorder is None  # outside the block
     model(**data, mode='loss')
     assert len(rec) == 0
 
 
 def _fake_runner(tmp_path, loop, dataset=None, epoch=0, it=0):
     from mmengine.logging import MMLogger
-    return SimpleNamespace(model=SimpleNamespace(data_map_recorder=None), train_loop=loop,
+    return SimpleNamespace(model=_FakeModel(), train_loop=loop,
                            train_dataloader=SimpleNamespace(dataset=dataset or SimpleNamespace()),
                            work_dir=str(tmp_path), epoch=epoch, iter=it,
                            logger=MMLogger.get_current_instance())

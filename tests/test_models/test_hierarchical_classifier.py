@@ -84,10 +84,11 @@ def test_loss_alpha_weighting_exact(alpha):
                person=[[0, L3, 0, 0], [0, 0, 0, 0]],
                animal=[[0, 0, 0, L2], [0, 0, 0, 0], [0, 0, 0, 0]],
                dataset=[[0, 0, 0, 0], [0, 0, 0, 0]])
-    model.data_map_recorder = Recorder()
+    recorder = Recorder()
     samples = [sample('person', 0), sample('person', 0), sample('animal', 2),
                sample('animal', 0)]
-    losses = model.loss(torch.zeros(4, 3, 32, 32), samples)
+    with model.recording(recorder):
+        losses = model.loss(torch.zeros(4, 3, 32, 32), samples)
     assert list(losses) == ['person.loss_cls', 'animal.loss_cls', 'dataset.loss_dataset_cls',
                             'dataset.acc_dataset_cls']
     # CE: log 2 (0 vs 0), log(4/3) (ln3 vs 0), log 3 (uniform of 3), log 2 (ln2, 0, 0)
@@ -101,7 +102,7 @@ def test_loss_alpha_weighting_exact(alpha):
     total = losses['person.loss_cls'] + losses['animal.loss_cls']
     assert total.item() == pytest.approx((1 - alpha) * mean_ce, abs=1e-6)
     # data-map hook point: p(gold) in the sample's own head, and argmax == gold
-    (recorded, conf, correct), = model.data_map_recorder.calls
+    (recorded, conf, correct), = recorder.calls
     assert recorded == samples
     assert [c.shape for c in conf] == [(1, )] * 4 and not any(c.requires_grad for c in conf)
     assert torch.cat(conf).tolist() == pytest.approx([0.5, 0.75, 1 / 3, 0.5])

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import os.path as osp
+from contextlib import ExitStack
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -32,8 +33,10 @@ __all__ = ['DataMapHook', 'DataMapRecorder', 'gold_confidence', 'sample_key', 'S
 class DataMapHook(Hook):
     """Record each training label's gold confidence every epoch, for data maps.
 
-    Before training it sets ``model.data_map_recorder`` (a :class:`DataMapRecorder`);
-    the model fills it from its own training forward (:data:`SUPPORTED_MODELS`; a
+    Around every training iteration of a recorded epoch (period) it hands the model its
+    :class:`DataMapRecorder` (``with model.recording(recorder):``, entered in
+    ``before_train_iter`` and left in ``after_train_iter``); the model fills it from its
+    own training forward (:data:`SUPPORTED_MODELS`; a
     detector predicts with a light test config, ``score_thr`` / ``max_per_img``, from
     the same head outputs as its loss). After every recorded epoch the rows of all ranks
     are gathered and rank 0 writes ``<work_dir>/<out_dir>/epoch_{e:03d}.npz`` (one row
@@ -98,12 +101,14 @@ class DataMapHook(Hook):
         self.by_epoch = True
         self.data_dir: Optional[str] = None
         self._model: Any = None
+        self._on = False  # the current epoch / period is recorded
+        self._stack = ExitStack()  # holds model.recording(...) during a recorded iteration
 
     # ------------------------------------------------------------------ set-up
     @staticmethod
     def _unwrap(runner) -> torch.nn.Module:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        if not hasattr(model, 'data_map_recorder'):
+        if not callable(getattr(model, 'recording', None)):
             raise TypeError(f'DataMapHook needs a model that reports its confidence in each '
                             f'gold label from its training forward; {type(model).__name__} '
                             f'does not. Models that record: {", ".join(SUPPORTED_MODELS)}')
@@ -143,8 +148,8 @@ class DataMapHook(Hook):
             meta = _meta(self, model, dataset, sources)
             _atomic_write(osp.join(self.data_dir, 'meta.json'),
                           json.dumps(meta, indent=2).encode())
-        model.data_map_recorder = None
         self._model = model
+        self._on = False
 
     def _remove_stale(self, runner, start: int) -> None:
         for name in sorted(os.listdir(self.data_dir)):
@@ -159,7 +164,7 @@ class DataMapHook(Hook):
         return period % self.interval == 0
 
     def _switch(self, period: int) -> None:
-        self._model.data_map_recorder = self.recorder if self._recorded(period) else None
+        self._on = self._recorded(period)
 
     def before_train_epoch(self, runner) -> None:
         """Turn recording on for recorded epochs only (no prediction cost otherwise)."""
@@ -167,13 +172,17 @@ class DataMapHook(Hook):
             self._switch(runner.epoch + 1)
 
     def before_train_iter(self, runner, batch_idx: int, data_batch: Any = None) -> None:
-        """With ``period_iters``: turn recording on for recorded periods."""
+        """Enter ``model.recording(recorder)`` for an iteration of a recorded period."""
         if not self.by_epoch:
             self._switch(runner.iter // self.period_iters + 1)
+        self._stack.close()
+        if self._on:
+            self._stack.enter_context(self._model.recording(self.recorder))
 
     def after_train_iter(self, runner, batch_idx: int, data_batch: Any = None,
                          outputs: Any = None) -> None:
-        """With ``period_iters``: write the period that just ended."""
+        """Leave ``model.recording``; with ``period_iters``: write the period that ended."""
+        self._stack.close()
         if not self.by_epoch and (runner.iter + 1) % self.period_iters == 0:
             self._flush(runner, (runner.iter + 1) // self.period_iters)
 
@@ -188,8 +197,7 @@ class DataMapHook(Hook):
             runner.logger.info(f'DataMapHook: {len(self.recorder)} samples of a last, '
                                'partial period are not written')
             self.recorder.pop()
-        if self._model is not None:
-            self._model.data_map_recorder = None
+        self._stack.close()
 
     def _flush(self, runner, period: int) -> None:
         if not self._recorded(period):

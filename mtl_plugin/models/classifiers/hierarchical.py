@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from ..multitask import MultiTaskLossMixin
 from ..heads import DatasetClsHead
 from ..multi_head import MultiHeadMixin
+from ..recording import DataMapRecording
 from ..utils import build_with_mmdet_fallback, dispatch_mode
 from ...validation import is_finite_real
 
@@ -60,7 +61,7 @@ def _class_head(name: str, cfg: Any, in_channels: int) -> nn.Module:
 
 
 @MODELS.register_module()
-class HierarchicalClassifier(MultiTaskLossMixin, MultiHeadMixin, BaseModel):
+class HierarchicalClassifier(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, BaseModel):
     """Shared backbone, a dataset classifier, and one class head per dataset (group).
 
     Every training sample carries ``group_name`` / ``group_id`` (from
@@ -133,7 +134,6 @@ class HierarchicalClassifier(MultiTaskLossMixin, MultiHeadMixin, BaseModel):
         self.heads = ModuleDict(OrderedDict(
             (name, _class_head(name, cfg, in_channels)) for name, cfg in heads.items()))
         self.init_routing(None, None, None)
-        self.data_map_recorder = None
         self.init_loss_weighting(loss_weighting)  # last: it reads loss_task_names()
 
     # ------------------------------------------------------------------ construction
@@ -324,7 +324,7 @@ class HierarchicalClassifier(MultiTaskLossMixin, MultiHeadMixin, BaseModel):
         dataset = self.dataset_head.loss(pooled, data_samples)
         losses[f'{DATASET_KEY}.loss_dataset_cls'] = self._alpha * dataset['loss_dataset_cls']
         losses[f'{DATASET_KEY}.acc_dataset_cls'] = dataset['acc_dataset_cls']
-        if getattr(self, 'data_map_recorder', None) is not None:
+        if self.data_map_recorder is not None:  # inside self.recording(...): DataMapHook
             self.data_map_recorder.record(
                 data_samples, confidences=[p.detach().reshape(1) for p in p_gold],
                 correct=[c.reshape(1) for c in correct])

@@ -19,6 +19,7 @@ from .. import heads as _aux_heads  # noqa: F401  (registers DatasetClsHead for 
 from ..necks import SoftParameterSharing
 from ..losses import group_context
 from ..multi_head import MultiHeadMixin
+from ..recording import DataMapRecording
 
 CfgDict = Union[dict, ConfigDict]
 
@@ -46,7 +47,7 @@ def _config(cfg: Optional[dict]) -> Optional[ConfigDict]:
 
 
 @MODELS.register_module()
-class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
+class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, BaseDetector):
     """One detector, several datasets: a shared backbone/neck and one head per dataset.
 
     Training routes every sample to the head of its group (``group_name`` from
@@ -200,10 +201,6 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
         return tuple(f.index_select(0, index) for f in x)
 
     # ------------------------------------------------------------------ training
-    #: set by ``DataMapHook``: ``loss()`` then also predicts (same head outputs) and
-    #: records each GT box's gold confidence (dense heads only)
-    data_map_recorder = None
-
     def loss(self, batch_inputs: Tensor, batch_data_samples: SampleList) -> dict:
         """Losses of each head on its own samples, keys prefixed ``<head>.`` (and the
         auxiliary head's on the whole batch, prefixed ``aux.``)."""
@@ -211,6 +208,8 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, BaseDetector):
         x = self.extract_feat(batch_inputs)
         losses: dict = {}
         proposals = None
+        # inside ``with self.recording(recorder)`` (DataMapHook): also predict (same head
+        # outputs) and record each GT box's gold confidence (dense heads only)
         recorder = self.data_map_recorder
         if self.rpn_head is not None:
             proposals, rpn_losses = self._rpn_loss(x, batch_data_samples)
