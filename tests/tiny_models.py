@@ -1,4 +1,6 @@
 """Tiny multi-head detectors and batches for fast unit tests (64 px, few channels)."""
+import os.path as osp
+
 import torch
 from mmdet.structures import DetDataSample
 from mmengine.registry import MODELS, init_default_scope
@@ -69,3 +71,22 @@ def batch(groups, seed=0, size=64):
                         for _ in groups],
                 data_samples=[sample(grp, seed * 100 + i, size=size)
                               for i, grp in enumerate(groups)])
+
+
+def write_tiny_config(root: str, path: str, groups: bool = True) -> str:
+    """The synthetic data config (data under ``root``) with the tiny multi-head model,
+    dumped to ``path``; ``groups=False`` validates on the person source alone."""
+    from mmengine.config import Config
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    cfg = Config.fromfile(osp.join(repo, 'configs', '_base_', 'datasets', 'synthetic_det.py'))
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        for src in loader.dataset.datasets:
+            src.data_root = root + '/'
+    if not groups:
+        cfg.val_dataloader.dataset = cfg.val_dataloader.dataset.datasets[0]
+    cfg.model = dict(type='MultiHeadDetector', **backbone_neck(),
+                     heads=dict(person=retina(1), animal=retina(2)),
+                     train_cfg=TRAIN_CFG, test_cfg=TEST_CFG)
+    cfg.default_scope = 'mmdet'
+    cfg.dump(path)
+    return path

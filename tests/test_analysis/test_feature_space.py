@@ -27,22 +27,6 @@ def _tool():
     return module
 
 
-def tiny_config(root: str, path: str, groups: bool = True) -> str:
-    """The synthetic data config with data under ``root`` and the tiny multi-head model."""
-    cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'datasets', 'synthetic_det.py'))
-    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
-        for src in loader.dataset.datasets:
-            src.data_root = root + '/'
-    if not groups:
-        cfg.val_dataloader.dataset = cfg.val_dataloader.dataset.datasets[0]
-    cfg.model = dict(type='MultiHeadDetector', **tiny_models.backbone_neck(),
-                     heads=dict(person=tiny_models.retina(1), animal=tiny_models.retina(2)),
-                     train_cfg=tiny_models.TRAIN_CFG, test_cfg=tiny_models.TEST_CFG)
-    cfg.default_scope = 'mmdet'
-    cfg.dump(path)
-    return path
-
-
 # ---------------------------------------------------------------------- metrics
 def test_fisher_ratio_four_points_by_hand():
     # a: (0,0),(0,2) -> mu_a=(0,1); b: (4,0),(4,2) -> mu_b=(4,1); mu=(2,1)
@@ -160,7 +144,7 @@ def test_roi_features_follow_scale_factor_and_stride():
 # ---------------------------------------------------------------------- CLI
 @pytest.mark.slow
 def test_cli_end_to_end_on_synthetic_data(synthetic_root, tmp_path):
-    config = tiny_config(synthetic_root, str(tmp_path / 'tiny.py'))
+    config = tiny_models.write_tiny_config(synthetic_root, str(tmp_path / 'tiny.py'))
     out = tmp_path / 'out'
     proc = run_tool([PYTHON, TOOL, config, '--split', 'val', '--max-images', '16',
                      '--out-dir', str(out)])
@@ -187,8 +171,9 @@ def test_cli_help_and_errors(synthetic_root, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         tool.main(['--help'])
     assert exc.value.code == 0 and '--max-images' in capsys.readouterr().out
-    config = tiny_config(synthetic_root, str(tmp_path / 'tiny.py'))
-    flat = tiny_config(synthetic_root, str(tmp_path / 'flat.py'), groups=False)
+    config = tiny_models.write_tiny_config(synthetic_root, str(tmp_path / 'tiny.py'))
+    flat = tiny_models.write_tiny_config(synthetic_root, str(tmp_path / 'flat.py'),
+                                         groups=False)
     broken = tmp_path / 'broken.py'
     broken.write_text('model = dict(\n')
     cases = [([str(tmp_path / 'nope.py')], 'config file not found'),

@@ -175,22 +175,9 @@ def test_per_head_predictions_are_the_merged_predictions_split_by_head():
 
 
 # ---------------------------------------------------------------------- CLI
-def _tiny_config(root, path):
-    cfg = Config.fromfile(osp.join(REPO, 'configs', '_base_', 'datasets', 'synthetic_det.py'))
-    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
-        for src in loader.dataset.datasets:
-            src.data_root = root + '/'
-    cfg.model = dict(type='MultiHeadDetector', **tiny_models.backbone_neck(),
-                     heads=dict(person=tiny_models.retina(1), animal=tiny_models.retina(2)),
-                     train_cfg=tiny_models.TRAIN_CFG, test_cfg=tiny_models.TEST_CFG)
-    cfg.default_scope = 'mmdet'
-    cfg.dump(path)
-    return path
-
-
 @pytest.mark.slow
 def test_cli_end_to_end_on_synthetic_data(synthetic_root, tmp_path):
-    config = _tiny_config(synthetic_root, str(tmp_path / 'tiny.py'))
+    config = tiny_models.write_tiny_config(synthetic_root, str(tmp_path / 'tiny.py'))
     ann = osp.join(synthetic_root, 'annotations')
     img = osp.join(synthetic_root, 'images')
     alias = tmp_path / 'alias.json'
@@ -224,7 +211,7 @@ def test_cli_help_and_errors(synthetic_root, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         tool.main(['--help'])
     assert exc.value.code == 0 and '--class-map' in capsys.readouterr().out
-    config = _tiny_config(synthetic_root, str(tmp_path / 'tiny.py'))
+    config = tiny_models.write_tiny_config(synthetic_root, str(tmp_path / 'tiny.py'))
     ann = osp.join(synthetic_root, 'annotations', 'person_val.json')
     single = Config.fromfile(config)
     single.model = dict(type='RetinaNet')

@@ -126,3 +126,28 @@ def test_test_tool_missing_checkpoint_is_one_clear_line(tmp_path):
                           env=dict(os.environ, PYTHONPATH=REPO))
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith('error: checkpoint not found')
+
+
+STOCK_MMDET_TEST = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'test.py')
+DEMO_MULTI = 'configs/demo/multihead_retinanet_r18_fpn_1xb8-4e_synthetic.py'
+
+
+@pytest.mark.slow
+def test_stock_mmdet_train_and_test_without_any_hook(synthetic_root, tmp_path):
+    """mmdet's own train.py / test.py, no HeadIsolationHook: the model's label spaces come
+    from the samples and its checkpoint, and GroupedMetric evaluates each group."""
+    root = synthetic_root
+    test_opts = [f'test_dataloader.dataset.datasets.{i}.data_root={root}/' for i in (0, 1)] + \
+        [f'test_evaluator.metrics.{g}.ann_file={root}/annotations/{g}_val.json'
+         for g in ('person', 'animal')]
+    work = str(tmp_path)
+    run_tool([PYTHON, STOCK_MMDET_TRAIN, DEMO_MULTI, '--work-dir', work, '--cfg-options',
+              'train_cfg.max_epochs=1', 'train_cfg.val_interval=10', 'custom_hooks=[]',
+              *_synthetic_opts(root)])
+    ckpt = osp.join(work, 'epoch_1.pth')
+    assert '_extra_state' in _weights(ckpt)
+    res = run_tool([PYTHON, STOCK_MMDET_TEST, DEMO_MULTI, ckpt, '--work-dir', work,
+                    '--cfg-options', 'custom_hooks=[]', *LOOSE_TEST, *test_opts])
+    log = res.stdout + res.stderr
+    assert 'HeadIsolationHook' not in log
+    assert 'person/coco/bbox_mAP:' in log and 'animal/coco/bbox_mAP:' in log
