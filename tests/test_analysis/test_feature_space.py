@@ -8,7 +8,6 @@ import pytest
 import torch
 from mmdet.models.data_preprocessors import DetDataPreprocessor
 from mmdet.structures import DetDataSample
-from mmengine.config import Config
 from torch import nn
 
 import tiny_models
