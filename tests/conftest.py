@@ -39,6 +39,10 @@ def run_tool(args, cwd=REPO, timeout=600, env=None) -> subprocess.CompletedProce
     proc = subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True,
                           timeout=timeout)
     if proc.returncode != 0:
-        raise AssertionError(f'{args} exited {proc.returncode}\n--- stdout\n'
-                             f'{proc.stdout[-4000:]}\n--- stderr\n{proc.stderr[-6000:]}')
+        # the lines that name a failure, wherever they are in a long, warning-filled stderr
+        causes = [line for line in proc.stderr.splitlines() if any(
+            word in line for word in ('Error', 'error:', 'terminate', 'what()', 'Abort'))]
+        raise AssertionError(f'{args} exited {proc.returncode}\n--- failure lines\n'
+                             + '\n'.join(causes[-40:]) + f'\n--- stdout\n{proc.stdout[-4000:]}'
+                             f'\n--- stderr\n{proc.stderr[-6000:]}')
     return proc

@@ -9,6 +9,7 @@ import os
 from mmengine.config import DictAction
 from mmengine.runner import Runner
 
+from mtl_plugin.engine import finish_distributed
 from train import build_cfg  # noqa: E402  (tools/ is on sys.path when run as a script)
 
 
@@ -44,6 +45,7 @@ def main() -> None:
         cfg.test_evaluator.append(dict(type='DumpResults', out_file_path=args.out))
     runner = Runner.from_cfg(cfg)
     runner.test()
+    finish_distributed()
 
 
 if __name__ == '__main__':

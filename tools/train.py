@@ -12,7 +12,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mtl_plugin  # noqa: F401  (registers modules, allows safe checkpoint loading)
-from mtl_plugin.engine import setup_cpu_distributed
+from mtl_plugin.engine import finish_distributed, setup_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,6 +59,7 @@ def main() -> None:
         cfg.resume, cfg.load_from = True, args.resume
     runner = Runner.from_cfg(cfg)
     runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':

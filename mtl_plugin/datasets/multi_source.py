@@ -130,6 +130,11 @@ class MultiSourceDataset(Dataset):
         unified_classes (Sequence[str], optional): Classes of the unified space. Defaults
             to the ordered union of the sources' class names.
         class_mapping (dict, optional): Per group, local class name -> unified name.
+        pipeline (Sequence[dict], optional): The pipeline of every source config that
+            sets none of its own (a source's own ``pipeline`` wins). Put the test
+            pipeline here: mmdet's ``DetInferencer`` / ``inference_detector`` and mmpose's
+            ``inference_topdown`` / ``MMPoseInferencer`` read
+            ``test_dataloader.dataset.pipeline``. Defaults to None.
         lazy_init (bool): Defer building ``group_ids`` until first use. Defaults to False.
     """
 
@@ -139,17 +144,22 @@ class MultiSourceDataset(Dataset):
                  label_space: str = 'group',
                  unified_classes: Optional[Sequence[str]] = None,
                  class_mapping: Optional[Dict[str, Dict[str, str]]] = None,
+                 pipeline: Optional[Sequence[dict]] = None,
                  lazy_init: bool = False) -> None:
         if not isinstance(datasets, (list, tuple)) or not datasets:
             raise TypeError('MultiSourceDataset needs a non-empty list of dataset configs, '
                             f'but got {datasets!r}')
         if label_space not in ('group', 'unified'):
             raise ValueError(f"label_space must be 'group' or 'unified', but got {label_space!r}")
+        if pipeline is not None and not isinstance(pipeline, (list, tuple)):
+            raise TypeError('MultiSourceDataset: pipeline must be a list of transform configs, '
+                            f'but got {type(pipeline).__name__}')
+        self.pipeline = None if pipeline is None else [copy.deepcopy(t) for t in pipeline]
         self.group_names: List[str] = []
         self.group_id_list: List[int] = []
         self.datasets: List[BaseDataset] = []
         for pos, entry in enumerate(datasets):
-            name, gid, dataset = self._parse_entry(pos, entry)
+            name, gid, dataset = self._parse_entry(pos, entry, self.pipeline)
             self.group_names.append(name)
             self.group_id_list.append(gid)
             self.datasets.append(dataset)
@@ -164,13 +174,18 @@ class MultiSourceDataset(Dataset):
 
     # ------------------------------------------------------------------ building
     @staticmethod
-    def _parse_entry(pos: int, entry: Mapping):
+    def _parse_entry(pos: int, entry: Mapping, pipeline: Optional[List[dict]] = None):
         if isinstance(entry, Mapping) and 'type' in entry:
             cfg = copy.deepcopy(dict(entry))
             name, gid = cfg.pop('group_name', None), cfg.pop('group_id', pos)
+            if pipeline is not None and cfg.get('pipeline') is None:
+                cfg['pipeline'] = copy.deepcopy(pipeline)
             dataset = cfg
         elif isinstance(entry, Mapping) and 'dataset' in entry:
             name, gid, dataset = entry.get('group_name'), entry.get('group_id', pos), entry['dataset']
+            if pipeline is not None and isinstance(dataset, Mapping) and dataset.get(
+                    'pipeline') is None:
+                dataset = dict(copy.deepcopy(dict(dataset)), pipeline=copy.deepcopy(pipeline))
         else:
             raise TypeError(f'datasets[{pos}] must be a dataset config with "type" and '
                             '"group_name", or dict(group_name=..., dataset=...), '

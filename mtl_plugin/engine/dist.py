@@ -36,3 +36,16 @@ def setup_cpu_distributed(cfg: Config, launcher: str) -> bool:
     cfg.model_wrapper_cfg = wrapper
     cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
     return True
+
+
+def finish_distributed() -> None:
+    """Tear the process group down in step on every rank, before the interpreter exits.
+
+    Leaving a gloo group to the interpreter's exit lets one rank destroy its pairs while
+    another still holds them, which aborts that rank (SIGABRT) after a run that
+    succeeded. A barrier followed by ``destroy_process_group`` ends every rank in order.
+    Does nothing in a single-process run.
+    """
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()

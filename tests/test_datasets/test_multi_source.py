@@ -182,3 +182,17 @@ def test_a_source_load_error_keeps_its_cause(tmp_path, content, cause):
                                           ann_file=str(ann), data_prefix=dict(img=''),
                                           metainfo=dict(classes=('a', )), pipeline=[])])
     assert info.value.__cause__ is not None and type(info.value.__cause__).__name__ == cause
+
+
+def test_a_shared_pipeline_reaches_every_source_without_its_own(sources):
+    own = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
+           dict(type='PackDetInputs', meta_keys=('img_id', 'img_shape', 'ori_shape'))]
+    sources[1]['pipeline'] = own  # the animal source keeps its own pipeline
+    del sources[0]['pipeline']
+    ds = DATASETS.build(dict(type='MultiSourceDataset', datasets=sources, pipeline=PIPELINE))
+    assert ds.pipeline == PIPELINE  # what inferencers read as test_dataloader.dataset.pipeline
+    person, animal = ds[0]['data_samples'], ds[16]['data_samples']
+    assert person.probe == (0, 'person')
+    assert 'probe' not in animal and animal.group_id == 7
+    with pytest.raises(TypeError, match='pipeline must be a list'):
+        MultiSourceDataset(datasets=sources, pipeline=dict(type='LoadImageFromFile'))
