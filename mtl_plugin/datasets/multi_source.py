@@ -9,6 +9,7 @@ from mmengine.registry import DATASETS
 from mmengine.structures import BaseDataElement
 from torch.utils.data import Dataset
 
+from ..config_checks import reject_stock_keys
 from ..groups import Groups, check_group_name
 from ..labels import LabelSpace
 from .transforms import check_pipeline_groups
@@ -145,7 +146,9 @@ class MultiSourceDataset(Dataset):
                  unified_classes: Optional[Sequence[str]] = None,
                  class_mapping: Optional[Dict[str, Dict[str, str]]] = None,
                  pipeline: Optional[Sequence[dict]] = None,
-                 lazy_init: bool = False) -> None:
+                 lazy_init: bool = False,
+                 **kwargs: Any) -> None:
+        reject_stock_keys(type(self), kwargs)  # a stock data_root / ann_file: names the fix
         if not isinstance(datasets, (list, tuple)) or not datasets:
             raise TypeError('MultiSourceDataset needs a non-empty list of dataset configs, '
                             f'but got {datasets!r}')
@@ -228,7 +231,9 @@ class MultiSourceDataset(Dataset):
         for dataset in self.datasets:  # group-keyed transforms fail here on a typo
             check_pipeline_groups(getattr(dataset, 'pipeline', None), self.groups)
         self._metainfo = self._build_metainfo()
-        self._sample_meta = dict(groups=self.groups.to_dict())
+        # groups, and their sizes: the dataset-level reference of normalised group weights
+        self._sample_meta = dict(groups=self.groups.to_dict(), group_sizes=dict(
+            zip(self.group_names, np.diff([0, *self.cumulative_sizes]).tolist())))
         if self.unified_space is not None:
             self._sample_meta['label_space'] = self.unified_space.to_dict()
         keypoints = {n: _meta(d).get('num_keypoints') for n, d in

@@ -194,5 +194,7 @@ def test_a_shared_pipeline_reaches_every_source_without_its_own(sources):
     person, animal = ds[0]['data_samples'], ds[16]['data_samples']
     assert person.probe == (0, 'person')
     assert 'probe' not in animal and animal.group_id == 7
+    # what normalised group weights refer to: the sizes of the dataset's groups
+    assert person.group_sizes == animal.group_sizes == dict(person=16, animal=16)
     with pytest.raises(TypeError, match='pipeline must be a list'):
         MultiSourceDataset(datasets=sources, pipeline=dict(type='LoadImageFromFile'))

@@ -36,6 +36,12 @@ def det_samples(groups):
     return out
 
 
+# the dataset the contexts come from: 'easy' (id 0) has 3 samples, 'hard' (id 1) has 1, so
+# normalised weights divide by the dataset's mean weight: {1: 2.0} -> (3 * 1 + 1 * 2) / 4
+DATASET = dict(groups={'easy': 0, 'hard': 1}, group_sizes={'easy': 3, 'hard': 1})
+REF = 1.25
+
+
 def close(a, b, atol=ATOL):
     return torch.allclose(torch.as_tensor(a, dtype=torch.float64),
                           torch.as_tensor(b, dtype=torch.float64), atol=atol, rtol=1e-5)
@@ -132,22 +138,31 @@ def test_keypoint_mse_exact_weights():
         raw = GroupWeightedKeypointMSELoss(group_id_weight={1: 2.0}, normalize=False)
         norm = GroupWeightedKeypointMSELoss(group_id_weight={1: 2.0})
         assert close(raw(out, tgt), (1 * l0 + 2 * l1) / 2)
-        assert close(norm(out, tgt), (1 * l0 + 2 * l1) / 1.5 / 2)
+        with pytest.raises(GroupContextError, match="normalize=True.*dataset's groups"):
+            norm(out, tgt)  # bare ids: no dataset-level reference
         by_name = GroupWeightedKeypointMSELoss(group_id_weight={'hard': 2.0},
                                                normalize=False, loss_weight=0.5)
         assert close(by_name(out, tgt), 0.5 * (1 * l0 + 2 * l1) / 2)
         # a name not in the context -> every sample weighs 1.0
         other = GroupWeightedKeypointMSELoss(group_id_weight={'nope': 3.0}, normalize=False)
         assert close(other(out, tgt), F.mse_loss(out, tgt))
-    # one group only: normalised == plain KeypointMSELoss exactly, raw == 2x
+    with group_context(group_ids=[0, 1], group_names=['easy', 'hard'], **DATASET):
+        assert close(norm(out, tgt), (1 * l0 + 2 * l1) / REF / 2)
+    # one group only: the weight still acts (the reference is the dataset's, not the
+    # batch's): a batch of weight-2 samples weighs 2 / REF, and 100 differs from 2
     from mmpose.models.losses import KeypointMSELoss
     tw = torch.tensor([[1.0, 0.0, 0.5], [1.0, 1.0, 0.0]])
     plain = KeypointMSELoss(use_target_weight=True)(out, tgt, tw)
-    with group_context(group_ids=[1, 1]):
-        assert torch.equal(
-            GroupWeightedKeypointMSELoss(True, group_id_weight={1: 2.0})(out, tgt, tw), plain)
+    with group_context(group_ids=[1, 1], **DATASET):
+        assert close(GroupWeightedKeypointMSELoss(True, group_id_weight={1: 2.0})(out, tgt, tw),
+                     2 / REF * plain)
+        assert close(GroupWeightedKeypointMSELoss(True, group_id_weight={1: 100.0})(
+            out, tgt, tw), 100 / ((3 + 100) / 4) * plain)
         assert close(GroupWeightedKeypointMSELoss(True, group_id_weight={1: 2.0},
                                                   normalize=False)(out, tgt, tw), 2 * plain)
+    with group_context(group_ids=[0, 0], **DATASET):  # the weight-1 group: 1 / REF
+        assert close(GroupWeightedKeypointMSELoss(True, group_id_weight={1: 2.0})(out, tgt, tw),
+                     plain / REF)
     # no weights configured: the MMPose loss, no context needed
     assert torch.equal(GroupWeightedKeypointMSELoss(True)(out, tgt, tw), plain)
 
@@ -160,10 +175,10 @@ def test_keypoint_mse_target_weights_mask_skip_empty():
     mask = (torch.rand(2, 1, 4, 4) > 0.3).float()
     m = tw[:, :, None, None] * mask * (tgt != 0).flatten(2).any(2)[:, :, None, None]
     l_b = (((out - tgt) ** 2) * m).mean(dim=(1, 2, 3))
-    with group_context(group_ids=[0, 1]):
+    with group_context(group_ids=[0, 1], **DATASET):
         loss = GroupWeightedKeypointMSELoss(use_target_weight=True, skip_empty_channel=True,
                                             group_id_weight={0: 3.0, 1: 1.0})
-        w = torch.tensor([3.0, 1.0]) / 2.0
+        w = torch.tensor([3.0, 1.0]) / ((3 * 3.0 + 1 * 1.0) / 4)
         assert close(loss(out, tgt, tw, mask), (w * l_b).mean())
 
 
@@ -218,7 +233,7 @@ def test_mmpose_ships_focal_heatmap_loss():
 def test_focal_heatmap_vs_reference():
     pred, target = focal_case()
     kw = torch.tensor([[1.0, 0.5], [0.0, 1.0]])
-    with group_context(group_ids=[0, 1], group_names=['easy', 'hard']):
+    with group_context(group_ids=[0, 1], group_names=['easy', 'hard'], **DATASET):
         plain = GroupWeightedFocalHeatmapLoss(alpha=2.0, beta=4.0)
         assert close(plain(pred, target), focal_reference(pred, target, 2, 4), 1e-5)
         # no group weights -> MMPose FocalHeatmapLoss on the clamped prediction
@@ -233,9 +248,9 @@ def test_focal_heatmap_vs_reference():
                      focal_reference(pred, target, 1.5, 3.0, kw, sample_w=[1, 2]), 1e-5)
         norm = GroupWeightedFocalHeatmapLoss(group_id_weight={1: 2.0})
         assert close(norm(pred, target),
-                     focal_reference(pred, target, 2, 4, sample_w=[1 / 1.5, 2 / 1.5]), 1e-5)
-    with group_context(group_ids=[1, 1]):
-        assert close(norm(pred, target), plain(pred, target))
+                     focal_reference(pred, target, 2, 4, sample_w=[1 / REF, 2 / REF]), 1e-5)
+    with group_context(group_ids=[1, 1], **DATASET):
+        assert close(norm(pred, target), 2 / REF * plain(pred, target))
         raw1 = GroupWeightedFocalHeatmapLoss(group_id_weight={1: 2.0}, normalize=False)
         assert close(raw1(pred, target), 2 * plain(pred, target))
 
@@ -325,7 +340,7 @@ def test_wrapper_row_weights_shapes():
     pred, labels = torch.randn(6, 2), torch.tensor([0, 2, 1, 2, 2, 0])
     label_w = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0, 1.0])
     rows = torch.tensor([1.0] * n_per + [2.0] * n_per)
-    with group_context(group_ids=[0, 1]):
+    with group_context(group_ids=[0, 1], **DATASET):
         w = GroupWeightedLoss(dict(type='mmdet.FocalLoss', use_sigmoid=True), {1: 2.0},
                               normalize=False, use_sigmoid=True)
         ref = FocalLoss(use_sigmoid=True)
@@ -337,7 +352,7 @@ def test_wrapper_row_weights_shapes():
                      ref(pred, labels, cw * rows[:, None], avg_factor=2.0))
         b = GroupWeightedLoss(dict(type='mmdet.L1Loss'), {1: 2.0})
         bp, bt, bw = torch.randn(6, 4), torch.randn(6, 4), torch.rand(6, 4)
-        nrows = rows / 1.5
+        nrows = rows / REF
         assert close(b(bp, bt, bw, avg_factor=5.0),
                      L1Loss()(bp, bt, bw * nrows[:, None], avg_factor=5.0))
         assert close(b(bp, bt), ((bp - bt).abs() * nrows[:, None]).mean())
@@ -405,7 +420,7 @@ def test_retina_head_single_group():
     assert plain.cls_out_channels == 2
     p_cls, p_box = retina_losses(plain, feats, gts, metas)
     assert p_cls > 0 and p_box > 0
-    with group_context(group_ids=[1, 1], group_names=['hard', 'hard']):
+    with group_context(group_ids=[1, 1], group_names=['hard', 'hard'], **DATASET):
         raw = retina_head(*wrapped(False))
         assert raw.cls_out_channels == 2 and raw.use_sigmoid_cls
         raw.load_state_dict(plain.state_dict())
@@ -414,7 +429,7 @@ def test_retina_head_single_group():
         norm = retina_head(*wrapped(True))
         norm.load_state_dict(plain.state_dict())
         n_cls, n_box = retina_losses(norm, feats, gts, metas)
-        assert torch.equal(n_cls, p_cls) and torch.equal(n_box, p_box)
+        assert close(n_cls, 2 / REF * p_cls) and close(n_box, 2 / REF * p_box)
 
 
 def test_retina_head_mixed_batch():
@@ -436,7 +451,7 @@ def test_retina_head_mixed_batch():
     (_, cp, ct, cw, af), (_, bp, bt, bw, af2) = calls
     rows_per_img = 4 * 4 * 1  # H * W * anchors
     assert cp.shape[0] == 2 * rows_per_img
-    for normalize, scale in ((False, 1.0), (True, 1.5)):
+    for normalize, scale in ((False, 1.0), (True, REF)):
         # groups [0, 1]: explicit per-row weights, image-major
         r = torch.cat([torch.full((rows_per_img, ), 1.0),
                        torch.full((rows_per_img, ), 2.0)]) / scale
@@ -448,7 +463,7 @@ def test_retina_head_mixed_batch():
         per_img = [py_sigmoid_focal_loss(cp[s], onehot[s], cw[s, None], reduction='sum')
                    for s in (slice(0, 16), slice(16, 32))]
         assert close(exp_cls, (1 * per_img[0] + 2 * per_img[1]) / scale / af, 1e-5)
-        with group_context(group_ids=[0, 1], group_names=['easy', 'hard']):
+        with group_context(group_ids=[0, 1], group_names=['easy', 'hard'], **DATASET):
             head = retina_head(*wrapped(normalize))
             head.load_state_dict(plain.state_dict())
             g_cls, g_box = retina_losses(head, feats, gts, metas)
@@ -470,7 +485,7 @@ def test_mmpose_heatmap_head_with_group_loss():
     samples = []
     for gid, name in ((0, 'easy'), (1, 'hard')):
         s = PoseDataSample()
-        s.set_metainfo(dict(group_id=gid, group_name=name))
+        s.set_metainfo(dict(group_id=gid, group_name=name, **DATASET))
         s.gt_fields = PixelData(heatmaps=torch.rand(3, 4, 4))
         s.gt_instance_labels = InstanceData(keypoint_weights=torch.tensor([[1.0, 0.5, 0.0]]))
         samples.append(s)
@@ -484,6 +499,6 @@ def test_mmpose_heatmap_head_with_group_loss():
     gt = torch.stack([s.gt_fields.heatmaps for s in samples])
     kw = torch.cat([s.gt_instance_labels.keypoint_weights for s in samples])
     l_b = (((pred - gt) ** 2) * kw[:, :, None, None]).mean(dim=(1, 2, 3))
-    assert close(losses['loss_kpt'], (1 * l_b[0] + 2 * l_b[1]) / 1.5 / 2)
+    assert close(losses['loss_kpt'], (1 * l_b[0] + 2 * l_b[1]) / REF / 2)
     losses['loss_kpt'].backward()
     assert head.final_layer.weight.grad is not None

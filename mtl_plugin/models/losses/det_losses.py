@@ -23,6 +23,7 @@ import torch
 from mmengine.registry import MODELS
 from torch import Tensor, nn
 
+from ...config_checks import reject_stock_keys
 from ..utils import build_with_mmdet_fallback
 from .group_context import GroupWeightedMixin
 
@@ -36,7 +37,8 @@ class GroupWeightedLoss(GroupWeightedMixin, nn.Module):
     ``forward(pred, target, weight=None, avg_factor=None, reduction_override=None,
     **kwargs)`` computes per-sample weights ``w_b`` from the group context (``B``
     samples; ``a_b`` = the weight of sample ``b``'s group in ``group_id_weight``, 1.0
-    for unlisted groups; ``w_b = a_b / mean(a)`` if ``normalize`` else ``a_b``), turns
+    for unlisted groups; ``w_b = a_b / ref`` if ``normalize`` else ``a_b``, where ``ref``
+    is the dataset's mean weight, see :func:`~.group_context.weight_reference`), turns
     them into per-row weights and calls the wrapped loss with::
 
         weight' = weight * r       r_i = w_{i // (N // B)}  (row i of N rows)
@@ -74,9 +76,10 @@ class GroupWeightedLoss(GroupWeightedMixin, nn.Module):
             against the dataset's groups (carried by the group context) on the first
             call: an unknown one raises ``UnknownGroupError`` before any update. Empty:
             no weighting (no group context needed).
-        normalize (bool): Divide the per-sample weights by their mean over the ``B``
-            samples of the context (a batch of one group gives exactly the wrapped
-            loss). Defaults to True.
+        normalize (bool): Divide the per-sample weights by the mean weight of the
+            dataset's samples (``sum_g n_g a_g / sum_g n_g``, from the samples'
+            ``metainfo['group_sizes']``): weights average 1 over the dataset and act in
+            every batch, single-group batches included. Defaults to True.
         use_sigmoid (bool, optional): Only for the head's config reading (see the
             module doc); must equal the wrapped loss's ``use_sigmoid``. Required
             (``True``) when the wrapped loss has ``use_sigmoid=True``.
@@ -89,7 +92,9 @@ class GroupWeightedLoss(GroupWeightedMixin, nn.Module):
                  loss: Mapping,
                  group_id_weight: Mapping,
                  normalize: bool = True,
-                 use_sigmoid: Optional[bool] = None) -> None:
+                 use_sigmoid: Optional[bool] = None,
+                 **kwargs: Any) -> None:
+        reject_stock_keys(type(self), kwargs)  # a stock FocalLoss's gamma: names the fix
         super().__init__()
         name = type(self).__name__
         if isinstance(loss, nn.Module):

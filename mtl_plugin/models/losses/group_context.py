@@ -12,7 +12,9 @@ builds), ``group_ids`` (an int64 tensor of shape ``(B,)``), ``group_names`` (a l
 ``B`` strings, or ``None`` entries when a sample has no name) and ``groups`` (the
 :class:`~mtl_plugin.groups.Groups` of the whole dataset, from the samples'
 ``metainfo['groups']``; ``None`` when the samples do not carry it), against which the
-losses resolve their ``group_id_weight`` keys.
+losses resolve their ``group_id_weight`` keys, and ``group_sizes`` (samples per group id
+in the whole dataset, from ``metainfo['group_sizes']``), the reference of normalised
+weights (see :func:`sample_group_weights`).
 
 It is a :class:`contextvars.ContextVar`, written only around a loss computation, so it
 never leaks from one iteration (or thread / task) to another.
@@ -30,7 +32,7 @@ API:
 import contextvars
 from contextlib import contextmanager
 from numbers import Integral
-from typing import Any, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Union
 
 import torch
 from mmengine.hooks import Hook
@@ -64,10 +66,13 @@ class GroupContext(NamedTuple):
         group_names (list[str | None]): ``B`` group names (``None`` where unknown).
         groups (Groups | None): The groups of the whole dataset (from the samples'
             ``metainfo['groups']``), None when unknown.
+        group_sizes (dict[int, int] | None): Samples per group id in the whole dataset
+            (from the samples' ``metainfo['group_sizes']``), None when unknown.
     """
     group_ids: Tensor
     group_names: List[Optional[str]]
     groups: Optional[Groups] = None
+    group_sizes: Optional[Dict[int, int]] = None
 
     def __len__(self) -> int:  # type: ignore[override]
         return int(self.group_ids.numel())
@@ -90,9 +95,28 @@ def _as_groups(groups: Any) -> Optional[Groups]:
     raise TypeError(f'groups must be a Groups or a dict {{name: id}}, got {groups!r}')
 
 
+def _as_sizes(sizes: Optional[Mapping[Any, int]],
+              groups: Optional[Groups]) -> Optional[Dict[int, int]]:
+    """Group sizes keyed by id (names resolved through ``groups``)."""
+    if not sizes:
+        return None
+    out = {}
+    for key, n in sizes.items():
+        if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
+            raise ValueError(f'group_sizes[{key!r}] must be an int >= 0, but got {n!r}')
+        if isinstance(key, Integral):
+            out[int(key)] = int(n)
+        elif groups is not None:
+            out[groups.resolve(key, 'group_sizes', 'group context')] = int(n)
+        else:
+            raise ValueError(f'group_sizes keyed by name ({key!r}) need the groups too')
+    return out
+
+
 def _make_context(group_ids: Union[Tensor, Sequence[int]],
                   group_names: Optional[Sequence[Optional[str]]] = None,
-                  groups: Any = None) -> GroupContext:
+                  groups: Any = None,
+                  group_sizes: Optional[Mapping[Any, int]] = None) -> GroupContext:
     if isinstance(group_ids, Tensor):
         ids = group_ids.detach().to(device='cpu', dtype=torch.long).reshape(-1)
         if group_ids.dim() > 1:
@@ -113,7 +137,8 @@ def _make_context(group_ids: Union[Tensor, Sequence[int]],
         for i, n in enumerate(names):
             if n is not None and not isinstance(n, str):
                 raise TypeError(f'group_names[{i}] = {n!r} is not a str (or None)')
-    return GroupContext(ids, names, _as_groups(groups))
+    groups = _as_groups(groups)
+    return GroupContext(ids, names, groups, _as_sizes(group_sizes, groups))
 
 
 def set_group_context(group_ids: Union[Tensor, Sequence[int], GroupContext, None],
@@ -184,7 +209,8 @@ def _sample_group(sample: Any, index: int):
             f'data sample {index} has no metainfo["group_id"]; group-weighted losses need '
             'samples from MultiSourceDataset (which sets group_id / group_name) or '
             "data_samples with set_metainfo(dict(group_id=..., group_name=...))")
-    return metainfo['group_id'], metainfo.get('group_name'), metainfo.get('groups')
+    return (metainfo['group_id'], metainfo.get('group_name'), metainfo.get('groups'),
+            metainfo.get('group_sizes'))
 
 
 def group_context_from_samples(data_samples: Sequence[Any]) -> GroupContext:
@@ -192,16 +218,17 @@ def group_context_from_samples(data_samples: Sequence[Any]) -> GroupContext:
     ``['group_name']`` and ``['groups']``), in the order given."""
     if data_samples is None:
         raise GroupContextError('data_samples is None; cannot build a group context')
-    ids, names, groups = [], [], None
+    ids, names, groups, sizes = [], [], None, None
     for i, sample in enumerate(data_samples):
-        gid, name, sample_groups = _sample_group(sample, i)
+        gid, name, sample_groups, sample_sizes = _sample_group(sample, i)
         if isinstance(gid, Tensor):
             gid = int(gid.item())
         ids.append(gid)
         names.append(name)
         if groups is None and sample_groups:
             groups = _as_groups(sample_groups)
-    return _make_context(ids, names, groups)
+        sizes = sizes or sample_sizes
+    return _make_context(ids, names, groups, sizes)
 
 
 @contextmanager
@@ -209,11 +236,13 @@ def group_context(data_samples: Optional[Sequence[Any]] = None,
                   *,
                   group_ids: Union[Tensor, Sequence[int], None] = None,
                   group_names: Optional[Sequence[Optional[str]]] = None,
-                  groups: Any = None) -> Iterator[GroupContext]:
+                  groups: Any = None,
+                  group_sizes: Optional[Mapping[Any, int]] = None) -> Iterator[GroupContext]:
     """Set the group context for the duration of a ``with`` block.
 
     Either ``data_samples`` (read ``metainfo['group_id']`` / ``['group_name']`` /
-    ``['groups']``) or ``group_ids`` (+ optional ``group_names`` and ``groups``). On exit
+    ``['groups']`` / ``['group_sizes']``) or ``group_ids`` (+ optional ``group_names``,
+    ``groups`` and ``group_sizes``, samples per group id or name). On exit
     (also on an exception) the previous context is restored, so blocks nest::
 
         with group_context(batch_data_samples):        # whole batch
@@ -227,11 +256,11 @@ def group_context(data_samples: Optional[Sequence[Any]] = None,
     if (data_samples is None) == (group_ids is None):
         raise ValueError('give exactly one of data_samples or group_ids')
     if data_samples is not None:
-        if group_names is not None or groups is not None:
-            raise ValueError('group_names / groups only go with group_ids')
+        if group_names is not None or groups is not None or group_sizes is not None:
+            raise ValueError('group_names / groups / group_sizes only go with group_ids')
         ctx = group_context_from_samples(data_samples)
     else:
-        ctx = _make_context(group_ids, group_names, groups)
+        ctx = _make_context(group_ids, group_names, groups, group_sizes)
     token = _current.set(ctx)
     try:
         yield ctx
@@ -303,9 +332,12 @@ def sample_group_weights(group_id_weight: Union[GroupKeyed, Mapping[Any, float]]
     group the mapping does not list. (A context without ``groups``, built from bare ids
     in a unit test, matches the keys to the samples' ids, then names.)
 
-    Returns ``w_b = a_b / mean(a)`` (mean over the ``B`` samples of the context) when
-    ``normalize`` is true (the weights then average 1, so a batch of one group gives
-    exactly the unweighted loss), else ``w_b = a_b``.
+    Returns ``w_b = a_b / ref`` when ``normalize`` is true, else ``w_b = a_b``. The
+    reference is a property of the dataset, never of the batch (see
+    :func:`weight_reference`): the mean weight of the dataset's samples. So a sample of
+    weight ``w`` counts ``w`` times as much as a weight-1 sample in every batch, whichever
+    head it trains: a single-group batch of weight-2 samples weighs twice the same batch
+    at weight 1, and the weights average 1 over the dataset (the loss scale is kept).
 
     Args:
         batch_size: If given, the context must hold exactly this many samples.
@@ -330,8 +362,34 @@ def sample_group_weights(group_id_weight: Union[GroupKeyed, Mapping[Any, float]]
         weights = _legacy_weights(group_id_weight.as_dict(), ctx, owner)
     w = torch.tensor(weights, dtype=dtype, device=device)
     if normalize and w.numel() > 0:
-        w = w / w.mean()
+        w = w / weight_reference(group_id_weight, ctx, owner)
     return w
+
+
+def weight_reference(group_id_weight: GroupKeyed, ctx: GroupContext, owner: str) -> float:
+    """The dataset-level reference of normalised group weights.
+
+    ``ref = sum_g n_g * a_g / sum_g n_g`` over the dataset's groups ``g`` (``n_g`` its
+    samples, ``a_g`` its weight, 1.0 when unlisted): the mean weight of a dataset sample.
+    Without the sizes (a context from bare ids with ``groups`` only) every group counts
+    once: ``ref = mean_g a_g``.
+
+    Raises:
+        GroupContextError: The context holds no groups (nothing to refer to).
+    """
+    if ctx.groups is None:
+        raise GroupContextError(
+            f'{owner}: normalize=True divides by the mean weight of the dataset, but the '
+            "group context does not hold the dataset's groups (samples of MultiSourceDataset "
+            "carry them in metainfo['groups'] / ['group_sizes']); pass groups= (and "
+            'group_sizes=) to group_context(), or set normalize=False for raw weights')
+    by_id, _ = group_id_weight.bind(ctx.groups)
+    ids = list(ctx.groups.ids)
+    sizes = ctx.group_sizes or {}
+    counts = [sizes.get(g, 0) for g in ids] if sizes else [1] * len(ids)
+    if sum(counts) == 0:
+        counts = [1] * len(ids)
+    return sum(n * by_id.get(g, 1.0) for g, n in zip(ids, counts)) / sum(counts)
 
 
 class GroupWeightedMixin:

@@ -10,8 +10,9 @@ Both losses read the groups of the batch's samples from the group context (see
 Per-sample weights (``B`` samples of the context, ``a_b`` = the weight of sample
 ``b``'s group in ``group_id_weight``, 1.0 for groups it does not list)::
 
-    w_b = a_b / mean(a)      if normalize  (weights average 1: a batch of one group
-                                            gives exactly the unweighted loss)
+    w_b = a_b / ref          if normalize  (ref = the dataset's mean weight,
+                                            sum_g n_g a_g / sum_g n_g: weights average 1
+                                            over the dataset and act in every batch)
     w_b = a_b                otherwise     (raw weighting)
 
 With ``group_id_weight`` ``None`` or empty, both losses are exactly their MMPose
@@ -30,6 +31,7 @@ from mmengine.registry import MODELS
 from mmpose.models.losses.heatmap_loss import FocalHeatmapLoss, KeypointMSELoss
 from torch import Tensor
 
+from ...config_checks import reject_stock_keys
 from .group_context import GroupWeightedMixin
 
 __all__ = ['GroupWeightedKeypointMSELoss', 'GroupWeightedFocalHeatmapLoss']
@@ -71,8 +73,9 @@ class GroupWeightedKeypointMSELoss(_GroupWeighted, KeypointMSELoss):
             id (int, or its digits as a str: ``'1'`` is id 1) or group name (str); unlisted
             groups weigh 1.0. Weights must be finite and > 0. Unknown keys raise
             ``UnknownGroupError`` on the first call, before any update.
-        normalize (bool): Divide the per-sample weights by their batch mean (keeps the
-            loss scale). Defaults to True.
+        normalize (bool): Divide the per-sample weights by the dataset's mean weight
+            (keeps the loss scale over the dataset; never the batch's mean). Defaults
+            to True.
 
     The loss, with ``M`` the mask of MMPose (target weights x ``mask`` x non-empty
     channels; all ones if none), ``E = (output - target)**2 * M`` of shape
@@ -89,7 +92,9 @@ class GroupWeightedKeypointMSELoss(_GroupWeighted, KeypointMSELoss):
                  skip_empty_channel: bool = False,
                  loss_weight: float = 1.,
                  group_id_weight: Optional[Mapping] = None,
-                 normalize: bool = True):
+                 normalize: bool = True,
+                 **kwargs: Any) -> None:
+        reject_stock_keys(type(self), kwargs)
         super().__init__(use_target_weight=use_target_weight,
                          skip_empty_channel=skip_empty_channel,
                          loss_weight=loss_weight)
@@ -142,7 +147,7 @@ class GroupWeightedFocalHeatmapLoss(_GroupWeighted, FocalHeatmapLoss):
         loss_weight (float): Defaults to 1.0.
         group_id_weight (dict[int | str, float] | None): Weight per group (see
             :class:`GroupWeightedKeypointMSELoss`).
-        normalize (bool): Divide the per-sample weights by their batch mean.
+        normalize (bool): Divide the per-sample weights by the dataset's mean weight.
         skip_empty_channel (bool): As in MMPose. Defaults to False.
         eps (float): Clamp of the prediction. Defaults to 1e-6.
     """
@@ -155,7 +160,9 @@ class GroupWeightedFocalHeatmapLoss(_GroupWeighted, FocalHeatmapLoss):
                  group_id_weight: Optional[Mapping] = None,
                  normalize: bool = True,
                  skip_empty_channel: bool = False,
-                 eps: float = 1e-6):
+                 eps: float = 1e-6,
+                 **kwargs: Any) -> None:
+        reject_stock_keys(type(self), kwargs)
         super().__init__(alpha=alpha, beta=beta, use_target_weight=use_target_weight,
                          skip_empty_channel=skip_empty_channel, loss_weight=loss_weight)
         name = type(self).__name__
