@@ -382,3 +382,37 @@ def test_ddp_matches_single_process(tmp_path):
     for k, p in model.named_parameters():
         assert torch.allclose(r0[DDP_TASKS[0]][k], p, rtol=0, atol=1e-6), k
         assert not torch.equal(init[k], p), k  # every param moved (c at step 0 only)
+
+
+class UncertaintyTinyMTL(TinyMTL):
+    """TinyMTL whose task losses go through a learnt ``UncertaintyWeighting``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from mtl_plugin.models.multitask import UncertaintyWeighting
+        self.loss_weighting = UncertaintyWeighting(init_log_var=0.3)
+        self.loss_weighting.set_task_names(['a', 'b'])
+
+    def parse_losses(self, losses):
+        _, log_vars = BaseModel.parse_losses(self, losses)
+        tasks = OrderedDict((k.split('.')[0], v) for k, v in losses.items())
+        terms, _ = self.loss_weighting.weighted_losses(tasks)
+        return MultiTaskLoss.of(terms), log_vars
+
+
+@pytest.mark.parametrize('shared', [None, ['trunk', 'loss_weighting']])
+def test_learnt_loss_weights_are_per_task_not_shared(shared):
+    """Issue 12: log_vars got PCGrad'd with the trunk (every task reaches the tensor)."""
+    model = UncertaintyTinyMTL()
+    wrapper = build(model, shared=shared)
+    seen = capture_grads(wrapper, model)
+    batch = make_batch()
+    # reference: each task's own gradient of its weighted term, summed (entry t = task t's)
+    losses = model(**batch, mode='loss')
+    total, _ = model.parse_losses(losses)
+    expected, trunk_sum = torch.autograd.grad(
+        total, [model.loss_weighting.log_vars, model.trunk.weight])
+    model.train_step(batch, wrapper)
+    assert torch.equal(seen[0]['loss_weighting.log_vars'], expected)
+    # the trunk is still aggregated (PCGrad on the two conflicting tasks)
+    assert not torch.allclose(seen[0]['trunk.weight'], trunk_sum, atol=1e-4)

@@ -104,7 +104,9 @@ class GradSurgeryOptimWrapper(OptimWrapper):
       the ``(T, n_shared)`` matrix of task gradients, in the aggregator's own scale
       (PCGrad and GradVac sum the modified rows, CAGrad starts from their mean);
     * every other parameter gets ``sum_t g_t``: task-specific parameters keep exactly their
-      own task's gradient, and a parameter no task reached keeps ``.grad = None`` (so idle
+      own task's gradient (so do the learnt loss-weighting parameters, e.g.
+      ``UncertaintyWeighting.log_vars``: each task reaches only its own entry, so they
+      are per-task, never shared, whatever ``shared`` says), and a parameter no task reached keeps ``.grad = None`` (so idle
       heads stay untouched, as :class:`HeadIsolationHook` expects);
     * then the usual :meth:`step` (with ``clip_grad``) and :meth:`zero_grad`.
 
@@ -308,10 +310,22 @@ class GradSurgeryOptimWrapper(OptimWrapper):
             synced[name] = grads
         self._buffers = synced
 
+    def _per_task_params(self) -> Set[int]:
+        """Ids of the learnt loss-weighting parameters (``UncertaintyWeighting.log_vars``).
+
+        Every task reaches them, but each task only its own entry: they are per-task
+        state, never shared, so they get the plain sum of the task gradients (each
+        entry exactly its task's) and never enter the aggregation.
+        """
+        weighting = getattr(self._model, 'loss_weighting', None)
+        return ({id(p) for p in weighting.parameters()}
+                if isinstance(weighting, nn.Module) else set())
+
     def _shared_mask(self) -> List[bool]:
+        own = self._per_task_params()
         if self.shared is None:
             return [sum(buf[i] is not None for buf in self._buffers.values()) >= 2
-                    for i in range(len(self.params))]
+                    and id(self.params[i]) not in own for i in range(len(self.params))]
         names = {id(p): n for n, p in self._model.named_parameters()}
         mask = []
         matched: Set[str] = set()
@@ -319,7 +333,7 @@ class GradSurgeryOptimWrapper(OptimWrapper):
             name = names.get(id(p), '')
             hits = [s for s in self.shared if name == s or name.startswith(s + '.')]
             matched.update(hits)
-            mask.append(bool(hits))
+            mask.append(bool(hits) and id(p) not in own)
         missing = [s for s in self.shared if s not in matched]
         if missing:
             raise ValueError(f'shared prefixes {missing} match no trainable parameter of '
