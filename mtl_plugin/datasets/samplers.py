@@ -11,6 +11,7 @@ from mmengine.dist import get_dist_info, sync_random_seed
 from mmengine.registry import DATA_SAMPLERS
 from torch.utils.data import BatchSampler, Sampler
 
+from ..config_checks import reject_stock_keys
 from .group_balanced import GroupKey, GroupShares, GroupTable
 
 
@@ -69,7 +70,9 @@ class WeightedGroupSampler(GroupShares, Sampler):
                  replacement: bool = True,
                  num_samples: Optional[int] = None,
                  seed: Optional[int] = None,
-                 round_up: bool = True) -> None:
+                 round_up: bool = True,
+                 **kwargs: Any) -> None:
+        reject_stock_keys(type(self), kwargs)  # a stock DefaultSampler's shuffle: the fix
         owner = type(self).__name__
         self._table = GroupTable(dataset, owner)
         size = len(dataset)
@@ -176,6 +179,12 @@ class InfiniteWeightedGroupSampler(WeightedGroupSampler):
     continues the same stream, ``round_up`` has no effect, ``set_epoch`` does nothing and
     ``len()`` is the chunk size. New weights or ratios apply from the next chunk drawn.
 
+    Resume: the weights / ratios each chunk was drawn with are recorded
+    (:meth:`state_dict`; ``CurriculumLearningHook`` stores it in the checkpoint). After
+    :meth:`load_state_dict`, the chunks of the record are drawn again with *their*
+    weights, so the batches mmengine's ``IterBasedTrainLoop`` skips on resume, and those
+    after, are exactly those of the uninterrupted run.
+
     Args:
         dataset (Sized): Dataset with ``group_ids``.
         group_weights (dict, optional): See :class:`WeightedGroupSampler`. Defaults to None.
@@ -189,10 +198,44 @@ class InfiniteWeightedGroupSampler(WeightedGroupSampler):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._stream: Optional[Iterator[int]] = None
+        # chunk -> (weights, ratios) it was drawn with
+        self._drawn: Dict[int, Tuple[Optional[list], Optional[list]]] = {}
 
     def _chunks(self) -> Iterator[int]:
         for k in itertools.count():
-            yield from self._draw(self.seed + k).tolist()
+            yield from self._draw_chunk(k).tolist()
+
+    def _draw_chunk(self, k: int) -> torch.Tensor:
+        """Chunk ``k``: with the weights of the record, or the current ones (recorded)."""
+        if k not in self._drawn:
+            self._drawn[k] = tuple(None if v is None else v.tolist()
+                                   for v in (self._weights, self._ratios))
+            return self._draw(self.seed + k)
+        current = (self._weights, self._ratios)
+        self._weights, self._ratios = (None if v is None else np.asarray(v, dtype=np.float64)
+                                       for v in self._drawn[k])
+        try:
+            return self._draw(self.seed + k)
+        finally:
+            self._weights, self._ratios = current
+
+    def state_dict(self) -> dict:
+        """The seed and the weights / ratios of every chunk drawn so far."""
+        return dict(seed=self.seed, num_samples=self.num_samples, chunks={
+            k: dict(weights=w, ratios=r) for k, (w, r) in self._drawn.items()})
+
+    def load_state_dict(self, state: dict) -> None:
+        """Draw the recorded chunks again with their own weights (call before iterating).
+
+        Raises:
+            ValueError: The record is of a sampler with another seed or chunk size.
+        """
+        for key in ('seed', 'num_samples'):
+            if state.get(key) != getattr(self, key):
+                raise ValueError(f'{type(self).__name__}.load_state_dict: the record has '
+                                 f'{key}={state.get(key)!r} but this sampler has '
+                                 f'{getattr(self, key)!r}; resume with the same sampler config')
+        self._drawn = {int(k): (v['weights'], v['ratios']) for k, v in state['chunks'].items()}
 
     def __iter__(self) -> Iterator[int]:
         """Yield this rank's indices forever."""
@@ -274,7 +317,9 @@ class GroupBatchSampler(GroupShares, BatchSampler):
                  same_group_across_ranks: bool = False,
                  aspect_ratio_grouping: bool = False,
                  seed: Optional[int] = None,
-                 max_buffer: Optional[int] = None) -> None:
+                 max_buffer: Optional[int] = None,
+                 **kwargs: Any) -> None:
+        reject_stock_keys(type(self), kwargs)
         owner = type(self).__name__
         if not isinstance(sampler, Sampler):
             raise TypeError(f'{owner}: sampler must be a torch Sampler, but got {sampler!r}')

@@ -150,6 +150,7 @@ class CurriculumLearningHook(Hook):
         self.current: Dict[str, float] = {}
         self._clocks: Dict[str, int] = {}
         self._loaded: Optional[dict] = None
+        self._loaded_samplers: Optional[dict] = None
 
     # ------------------------------------------------------------------ path resolution
     @staticmethod
@@ -311,6 +312,7 @@ class CurriculumLearningHook(Hook):
                     'workers hold copies of the dataset; it reaches them only when workers '
                     'are re-created each epoch (persistent_workers=False, by_epoch=True)')
         self._check_loaded(runner)
+        self._restore_samplers(runner)  # before the loop skips the batches already trained
         self.current.clear()
         self._apply(runner, self.schedules)
         self._keep_current_in_log(runner)
@@ -340,15 +342,36 @@ class CurriculumLearningHook(Hook):
                 proc.custom_cfg.append(dict(data_src=key, method_name='current'))
 
     # ------------------------------------------------------------------ checkpoints
+    def _stateful_samplers(self, runner) -> Dict[str, Any]:
+        """The scheduled train samplers that record what they drew (``state_dict``)."""
+        roots = {s.root for s in self.schedules}
+        return {k: v for k, v in self._roots(runner).items()
+                if k in roots and k != 'model' and callable(getattr(v, 'state_dict', None))
+                and callable(getattr(v, 'load_state_dict', None))}
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        """Store the last applied values with their clocks."""
+        """Store the last applied values with their clocks, and the scheduled samplers'
+        records (the weights each of their chunks was drawn with)."""
         checkpoint['curriculum'] = {
             name: dict(value=float(v), clock=int(self._clocks[name]))
             for name, v in self.current.items()}
+        samplers = self._stateful_samplers(runner)
+        if samplers:
+            checkpoint['curriculum_samplers'] = {k: v.state_dict() for k, v in samplers.items()}
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         """Keep the stored values, to check them against the schedules on resume."""
-        self._loaded = checkpoint.get('curriculum') if getattr(runner, '_resume', False) else None
+        resuming = getattr(runner, '_resume', False)
+        self._loaded = checkpoint.get('curriculum') if resuming else None
+        self._loaded_samplers = checkpoint.get('curriculum_samplers') if resuming else None
+
+    def _restore_samplers(self, runner) -> None:
+        """On resume, before any batch is drawn: the samplers redraw what they drew."""
+        stored = getattr(self, '_loaded_samplers', None) or {}
+        for key, sampler in self._stateful_samplers(runner).items():
+            if key in stored:
+                sampler.load_state_dict(stored[key])
+        self._loaded_samplers = None
 
     def _check_loaded(self, runner) -> None:
         if not self._loaded:
