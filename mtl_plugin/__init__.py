@@ -4,10 +4,11 @@ Importing the package registers every module into MMEngine's root registries, so
 configs of any scope (``mmdet``, ``mmpose``, plain ``mmengine``) find them, and allows
 MMEngine checkpoints under torch's safe ``weights_only`` loading (needed for resume).
 """
-from . import checkpoints, datasets, engine, evaluation, models  # noqa: F401  (registers)
+from . import checkpoints, datasets, engine, evaluation, models, visualization  # noqa: F401
 from .engine import install_safe_checkpoint_globals
 
 install_safe_checkpoint_globals()
 
 __version__ = '0.1.0'
-__all__ = ['checkpoints', 'datasets', 'engine', 'evaluation', 'models', '__version__']
+__all__ = ['checkpoints', 'datasets', 'engine', 'evaluation', 'models', 'visualization',
+           '__version__']

@@ -1,11 +1,14 @@
 # One top-down model, two keypoint heads: COCO person keypoints and AP-10K animal keypoints
 # (17 each, different skeletons), a shared ResNet-18 (random init, 128x96). Each sample trains
-# only its own dataset's head; each dataset is evaluated with its own CocoMetric.
+# only its own dataset's head; each dataset is evaluated with its own CocoMetric. The test
+# pipeline is at test_dataloader.dataset.pipeline, where mmpose's inferencers read it.
 _base_ = [
     '../_base_/schedules/adam_1e.py', '../_base_/runtime/pose_runtime.py',
     '../_base_/runtime/multihead_runtime.py'
 ]
 data_root = '../shared/data/real/'
+data_mode = 'topdown'  # read by MMPoseInferencer
+dataset_type = 'MultiSourceDataset'  # MMPoseInferencer: no stock detector by default
 codec = dict(type='MSRAHeatmap', input_size=(96, 128), heatmap_size=(24, 32), sigma=2)
 __heatmap_head = dict(type='HeatmapHead', in_channels=512, out_channels=17,
                       deconv_out_channels=(64, 64, 64), deconv_kernel_sizes=(4, 4, 4),
@@ -16,14 +19,17 @@ model = dict(
                            std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
     backbone=dict(type='ResNet', depth=18),
     heads=dict(person=__heatmap_head, animal=__heatmap_head),
+    # a box routed to no head (mmpose's inference_topdown, MMPoseInferencer) runs every head;
+    # pred_instances holds this head's keypoints, pred_instances_<head> each head's
+    default_head='person',
     test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=True))
 
-__train_pipeline = [
+train_pipeline = [
     dict(type='LoadImage'), dict(type='GetBBoxCenterScale'),
     dict(type='RandomFlip', direction='horizontal'), dict(type='RandomBBoxTransform'),
     dict(type='TopdownAffine', input_size=codec['input_size']),
     dict(type='GenerateTarget', encoder=codec), dict(type='PackPoseInputs')]
-__test_pipeline = [
+test_pipeline = [
     dict(type='LoadImage'), dict(type='GetBBoxCenterScale'),
     dict(type='TopdownAffine', input_size=codec['input_size']), dict(type='PackPoseInputs')]
 sources = dict(person=('CocoDataset', 'coco', 'test_coco.json'),
@@ -31,17 +37,17 @@ sources = dict(person=('CocoDataset', 'coco', 'test_coco.json'),
 train_dataloader = dict(
     batch_size=4, num_workers=0, persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(type='MultiSourceDataset', datasets=[
+    dataset=dict(type='MultiSourceDataset', pipeline=train_pipeline, datasets=[
         dict(type=kind, group_name=n, data_root=data_root, data_mode='topdown',
-             ann_file=f'{folder}/{ann}', data_prefix=dict(img=f'{folder}/'), test_mode=False,
-             pipeline=__train_pipeline) for n, (kind, folder, ann) in sources.items()]))
+             ann_file=f'{folder}/{ann}', data_prefix=dict(img=f'{folder}/'), test_mode=False)
+        for n, (kind, folder, ann) in sources.items()]))
 val_dataloader = dict(
     batch_size=4, num_workers=0, persistent_workers=False, drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(type='MultiSourceDataset', datasets=[
+    dataset=dict(type='MultiSourceDataset', pipeline=test_pipeline, datasets=[
         dict(type=kind, group_name=n, data_root=data_root, data_mode='topdown',
-             ann_file=f'{folder}/{ann}', data_prefix=dict(img=f'{folder}/'), test_mode=True,
-             pipeline=__test_pipeline) for n, (kind, folder, ann) in sources.items()]))
+             ann_file=f'{folder}/{ann}', data_prefix=dict(img=f'{folder}/'), test_mode=True)
+        for n, (kind, folder, ann) in sources.items()]))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='GroupedMetric', metrics={
     n: dict(type='CocoMetric', ann_file=f'{data_root}{f}/{a}') for n, (_, f, a) in sources.items()})
