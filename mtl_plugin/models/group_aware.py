@@ -17,6 +17,7 @@ from typing import Any, Optional, Union
 from mmengine.model import BaseModel
 from mmengine.registry import MODELS
 
+from .losses.det_losses import check_row_layouts
 from .losses.group_context import GroupContextError, group_context
 
 __all__ = ['GroupAwareModel', 'make_group_aware']
@@ -106,4 +107,5 @@ def GroupAwareModel(model: Union[dict, BaseModel, None] = None,  # noqa: N802 (a
         model = dict(type=model_type, **model_kwargs)
     if isinstance(model, dict):
         model = MODELS.build(model)
+    check_row_layouts(model, f'GroupAwareModel({type(model).__name__})')
     return make_group_aware(model)

@@ -9,7 +9,7 @@ import torch
 from mmengine.structures import InstanceData, PixelData
 from mmpose.structures import PoseDataSample
 from test_group_aware import det_losses, retinanet, topdown
-from tiny_models import batch, build_detector, retina
+from tiny_models import GROUP_CLASSES, batch, build_detector, retina
 
 SIZES = dict(person=3, animal=1)  # the dataset: 3 person samples to 1 animal sample
 DATASET = dict(groups=dict(person=0, animal=1), group_sizes=SIZES)
@@ -59,12 +59,12 @@ def _weighted_person_head(weights):
                             loss=head['loss_cls'])
     head['loss_bbox'] = dict(type='GroupWeightedLoss', group_id_weight=weights,
                              loss=head['loss_bbox'])
-    return build_detector(heads=dict(person=head, animal=retina(2)))
+    return build_detector(heads=dict(person=head, animal=retina(2)), head_classes=GROUP_CLASSES)
 
 
 def test_each_head_of_a_multi_head_detector_is_weighted():
     data = _with_dataset(batch(['person', 'animal', 'person'], seed=4))
-    plain = _head_losses(build_detector(), data)
+    plain = _head_losses(build_detector(head_classes=GROUP_CLASSES), data)
     for w in (2.0, 100.0):
         got = _head_losses(_weighted_person_head({'person': w}), data)
         # the person head sees person samples only, and its weight still acts
@@ -89,3 +89,40 @@ def test_a_single_group_batch_is_weighted_in_a_pose_model():
         values[w] = model.loss(inputs, samples)['loss_kpt'].item()
     for w in (2.0, 100.0):
         assert values[w] == pytest.approx(w / ref(dict(animal=w)) * values[None], rel=1e-5)
+
+
+def _wrap(loss):
+    return dict(type='GroupWeightedLoss', group_id_weight={'animal': 2.0}, loss=loss,
+                **({'use_sigmoid': True} if loss.get('use_sigmoid') else {}))
+
+
+FOCAL = dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25)
+FCOS = dict(type='FCOSHead', num_classes=2, in_channels=16, feat_channels=32, stacked_convs=1,
+            strides=[8, 16], loss_cls=_wrap(FOCAL))
+ATSS_BOX = dict(type='ATSSHead', num_classes=2, in_channels=16, feat_channels=32,
+                stacked_convs=1, anchor_generator=dict(
+                    type='AnchorGenerator', ratios=[1.0], octave_base_scale=8,
+                    scales_per_octave=1, strides=[8, 16]),
+                loss_bbox=_wrap(dict(type='GIoULoss', loss_weight=2.0)))
+
+
+@pytest.mark.parametrize('head, where', [(FCOS, 'FCOSHead.*loss_cls'),
+                                         (ATSS_BOX, 'ATSSHead.*loss_bbox')])
+def test_a_group_weighted_loss_on_rows_that_are_not_image_major_is_refused(head, where):
+    """Issue 12: on FCOS-style heads the weights landed on the wrong rows, silently."""
+    from mmengine.registry import MODELS
+    stock = dict(type='RetinaNet', **backbone_neck_cfg(), bbox_head=dict(head),
+                 train_cfg=None, test_cfg=None)
+    with pytest.raises(TypeError, match=f'{where}.*image-major rows.*AnchorHead'):
+        MODELS.build(dict(type='GroupAwareModel', model=stock))
+    with pytest.raises(TypeError, match=f'MultiHeadDetector: animal.*{where}'):
+        build_detector(heads=dict(person=retina(1), animal=dict(head)))
+    # the classification loss of ATSS is image-major: accepted
+    atss = dict(ATSS_BOX, loss_bbox=dict(type='GIoULoss', loss_weight=2.0),
+                loss_cls=_wrap(FOCAL))
+    assert build_detector(heads=dict(person=retina(1), animal=atss)) is not None
+
+
+def backbone_neck_cfg():
+    from tiny_models import backbone_neck
+    return backbone_neck()

@@ -6,7 +6,7 @@ Importing this package registers, in MMEngine's root registries (found from any 
 ``GroupWeightedKeypointMSELoss`` and ``GroupWeightedFocalHeatmapLoss`` (mmpose
 heatmap losses) (MODELS).
 """
-from .det_losses import GroupWeightedLoss
+from .det_losses import GroupWeightedLoss, check_row_layouts
 from .group_context import (GroupContext, GroupContextError, GroupContextHook,
                             clear_group_context, get_group_context, group_context,
                             group_context_from_samples, has_group_context,
@@ -33,5 +33,5 @@ __all__ = [
     'GroupContext', 'GroupContextError', 'GroupContextHook', 'GroupWeightedFocalHeatmapLoss',
     'GroupWeightedKeypointMSELoss', 'GroupWeightedLoss', 'clear_group_context',
     'get_group_context', 'group_context', 'group_context_from_samples', 'has_group_context',
-    'parse_group_id_weight', 'sample_group_weights', 'set_group_context'
+    'parse_group_id_weight', 'sample_group_weights', 'set_group_context', 'check_row_layouts'
 ]

@@ -27,7 +27,7 @@ from ...config_checks import reject_stock_keys
 from ..utils import build_with_mmdet_fallback
 from .group_context import GroupWeightedMixin
 
-__all__ = ['GroupWeightedLoss']
+__all__ = ['GroupWeightedLoss', 'check_row_layouts']
 
 
 @MODELS.register_module()
@@ -186,3 +186,50 @@ class GroupWeightedLoss(GroupWeightedMixin, nn.Module):
 
     def extra_repr(self) -> str:
         return f'group_id_weight={self.group_id_weight}, normalize={self.normalize}'
+
+
+def _image_major_layouts() -> list:
+    """(loss_by_feat_single, accepted loss_by_feat, wrappable loss attributes) of the mmdet
+    heads whose losses see rows image-major within each level (see GroupWeightedLoss)."""
+    from mmdet.models.dense_heads import AnchorHead, ATSSHead, GFLHead, RPNHead
+    return [(AnchorHead.loss_by_feat_single, (AnchorHead.loss_by_feat, RPNHead.loss_by_feat),
+             ('loss_cls', 'loss_bbox')),
+            (ATSSHead.loss_by_feat_single, (ATSSHead.loss_by_feat, ), ('loss_cls', )),
+            (GFLHead.loss_by_feat_single, (GFLHead.loss_by_feat, ), ('loss_cls', ))]
+
+
+def check_row_layouts(model: nn.Module, owner: str) -> None:
+    """Refuse, when the model is built, a ``GroupWeightedLoss`` its head calls on rows that
+    are not image-major (the weights would land on the wrong rows, silently).
+
+    Accepted: ``loss_cls`` and ``loss_bbox`` of heads that keep ``AnchorHead``'s per-level
+    loss (``AnchorHead``, ``RetinaHead``, ``RPNHead``...), ``loss_cls`` of ``ATSSHead`` and
+    ``GFLHead``. Refused: every other place (FCOS-style heads concatenate the levels
+    first, RTMDet / YOLOX flatten all priors per image and score positives only, RoI heads
+    score sampled RoIs, ATSS / GFL box losses see positives only).
+
+    Args:
+        model (nn.Module): The model (or a head) to check.
+        owner (str): The model's name, for the error.
+
+    Raises:
+        TypeError: A ``GroupWeightedLoss`` in an unsupported place, named with the fix.
+    """
+    modules = dict(model.named_modules())
+    layouts = None
+    for name, module in modules.items():
+        if not isinstance(module, GroupWeightedLoss):
+            continue
+        layouts = layouts or _image_major_layouts()
+        parent, _, attr = name.rpartition('.')
+        head = type(modules[parent])
+        if any(getattr(head, 'loss_by_feat_single', None) is single
+               and getattr(head, 'loss_by_feat', None) in whole and attr in attrs
+               for single, whole, attrs in layouts):
+            continue
+        raise TypeError(
+            f'{owner}: {name} is a GroupWeightedLoss, but {head.__name__} does not call its '
+            f'{attr} with image-major rows, so the group weights would land on the wrong '
+            'rows. GroupWeightedLoss supports loss_cls and loss_bbox of AnchorHead / '
+            'RetinaHead / RPNHead and loss_cls of ATSSHead / GFLHead; give this head its '
+            'stock loss (weight its groups with a sampler or the multi-task weighting)')
