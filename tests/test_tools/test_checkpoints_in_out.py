@@ -2,16 +2,25 @@
 one head exported as a stock config + checkpoint that plain mmdet / mmpose run without the
 plugin, with bit-identical predictions."""
 import copy
+import json
 
+import mmcv
+import numpy as np
 import pytest
 import torch
-from mmdet.models.utils import multi_apply  # noqa: F401  (mmdet registered before building)
-from mmengine.config import ConfigDict
+from mmcv.transforms import Compose
+from mmdet.utils import get_test_pipeline_cfg
+from mmengine.config import Config, ConfigDict
+from mmengine.dataset import pseudo_collate
 from mmengine.model.weight_init import bias_init_with_prob
 from mmengine.registry import MODELS, init_default_scope
-from tiny_models import TEST_CFG, TRAIN_CFG, backbone_neck, batch, build_detector, retina
+from tiny_models import (GROUP_CLASSES, META, TEST_CFG, TRAIN_CFG, backbone_neck, batch,
+                         build_detector, retina, write_tiny_config)
 
-from mtl_plugin.checkpoints import SingleHeadMismatchError, load_single_head
+from conftest import PYTHON, REPO, run_tool
+from mtl_plugin.checkpoints import (PluginTypeError, SingleHeadMismatchError, export_head,
+                                    load_single_head)
+from mtl_plugin.checkpoints.stock_config import stock_module_cfg
 
 
 def _perturb(model, seed):
@@ -94,7 +103,7 @@ def test_mmengine_pretrained_prefix_route(stock_ckpt):
 
 def test_load_single_head_predictions_equal_stock(stock_ckpt):
     stock, path = stock_ckpt
-    model = build_detector()
+    model = build_detector(head_classes={g: list(c) for g, c in GROUP_CLASSES.items()})
     animal_before = copy.deepcopy(model.heads.animal.state_dict())
     loaded = load_single_head(model, path, head='person')
     assert loaded == {'heads.person': len(stock.bbox_head.state_dict()),
@@ -133,3 +142,200 @@ def test_load_single_head_names_mismatched_keys(stock_ckpt):
                        r'neck\.fpn_convs\.0\.conv\.bias'):
         load_single_head(model, {k: v for k, v in state.items()
                                  if not k.startswith('neck.fpn_convs')}, head='person')
+
+
+# ---------------------------------------------------------------------------------- out
+#: run by a Python that cannot import the plugin: plain mmdet / mmpose on the exported files
+STOCK_SCRIPT = '''
+import importlib.abc, json, sys
+
+
+class NoPlugin(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] == 'mtl_plugin':
+            raise ImportError(name + ': the plugin is not installed here')
+
+
+sys.meta_path.insert(0, NoPlugin())
+import numpy as np
+import torch
+from mmdet.apis import inference_detector, init_detector
+from mmpose.apis import inference_topdown, init_model
+
+exp = torch.load(sys.argv[1], weights_only=False)
+torch.set_num_threads(exp['threads'])  # as the parent: CPU kernels split sums by thread
+det = init_detector(exp['det_cfg'], exp['det_pth'], device='cpu')
+res = inference_detector(det, exp['img']).pred_instances
+pose = init_model(exp['pose_cfg'], exp['pose_pth'], device='cpu')
+kpts = inference_topdown(pose, exp['img'], exp['bboxes'])
+print('RESULT ' + json.dumps(dict(
+    det=[torch.equal(res[k], exp['det'][k]) for k in ('bboxes', 'scores', 'labels')],
+    det_boxes=len(res), det_classes=list(det.dataset_meta['classes']),
+    pose=[bool(np.array_equal(p.pred_instances[k], e[k])) for p, e in zip(kpts, exp['pose'])
+          for k in ('keypoints', 'keypoint_scores')],
+    pose_dataset=pose.dataset_meta['dataset_name'], pose_type=type(pose).__name__,
+    plugin_modules=sorted(m for m in sys.modules if m.split('.')[0] == 'mtl_plugin'))))
+'''
+POSE_CONFIG = f'{REPO}/configs/pose/multihead-td-hm_res18_1xb4-1e_coco-ap10k-128x96.py'
+BBOXES = np.array([[10, 12, 90, 110], [30, 5, 120, 100]], dtype=np.float32)
+
+
+def _multi_head_det(tmp):
+    """The tiny 2-head detector's config (person loss group-weighted) + a checkpoint."""
+    path = write_tiny_config(str(tmp / 'no_data'), str(tmp / 'multi_det.py'))
+    cfg = Config.fromfile(path)
+    focal = dict(cfg.model.heads.person.loss_cls, type='mmdet.FocalLoss')
+    cfg.model.heads.person.loss_cls = dict(type='GroupWeightedLoss', use_sigmoid=True,
+                                           loss=focal, group_id_weight={1: 2.0})
+    cfg.dump(path)
+    model = _built(cfg, 'mmdet', seed=2)
+    model.adopt(groups=dict(person=0, animal=1), label_space=dict(
+        group_classes={g: list(c) for g, c in GROUP_CLASSES.items()}))
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=META)),
+               str(tmp / 'multi_det.pth'))
+    return model, path, str(tmp / 'multi_det.pth')
+
+
+def _built(cfg, scope, seed):
+    init_default_scope(scope)
+    torch.manual_seed(seed)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return _perturb(model, seed).eval()
+
+
+def _multi_head_pose(tmp):
+    cfg = Config.fromfile(POSE_CONFIG)
+    cfg.model.heads.person.loss = dict(type='GroupWeightedKeypointMSELoss',
+                                       use_target_weight=True, group_id_weight={1: 2.0})
+    path = str(tmp / 'multi_pose.py')
+    cfg.dump(path)
+    model = _built(cfg, 'mmpose', seed=3)
+    model.adopt(groups=dict(person=0, animal=1), group_num_keypoints=dict(person=17, animal=17))
+    torch.save(dict(state_dict=model.state_dict(), meta={}), str(tmp / 'multi_pose.pth'))
+    return model, path, str(tmp / 'multi_pose.pth')
+
+
+def _expected_det(model, cfg_path, img):
+    """The multi-head model's person head on the stock pipeline's input of ``img``."""
+    init_default_scope('mmdet')
+    data = Compose(get_test_pipeline_cfg(Config.fromfile(cfg_path)))(dict(img_path=img,
+                                                                         img_id=0))
+    data = model.data_preprocessor(dict(inputs=[data['inputs']],
+                                        data_samples=[data['data_samples']]), False)
+    with torch.no_grad():
+        res = model.predict_per_head(data['inputs'], data['data_samples'])['person'][0]
+    return {k: res[k] for k in ('bboxes', 'scores', 'labels')}
+
+
+def _expected_pose(model, cfg_path, pth, img):
+    """The multi-head model's person head on the boxes, as ``inference_topdown`` feeds a
+    stock model (its dataset meta in every sample), routed to the person head."""
+    init_default_scope('mmpose')
+    meta = torch.load(pth, weights_only=True)['meta']['dataset_meta']
+    pipeline = Compose(Config.fromfile(cfg_path).test_dataloader.dataset.pipeline)
+    data = []
+    for bbox in BBOXES:
+        packed = pipeline(dict(img_path=img, bbox=bbox[None],
+                               bbox_score=np.ones(1, dtype=np.float32), **meta))
+        packed['data_samples'].set_metainfo(dict(group_name='person'))
+        data.append(packed)
+    with torch.no_grad():
+        res = model.test_step(pseudo_collate(data))
+    return [{k: r.pred_instances[k] for k in ('keypoints', 'keypoint_scores')} for r in res]
+
+
+@pytest.fixture(scope='module')
+def exported(tmp_path_factory):
+    """Both kinds exported (detector through the CLI) and the expected predictions."""
+    tmp = tmp_path_factory.mktemp('export')
+    img = str(tmp / 'image.png')
+    mmcv.imwrite(np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8),
+                 img)
+    det, det_cfg, det_ckpt = _multi_head_det(tmp)
+    run_tool([PYTHON, 'tools/export_head.py', det_cfg, det_ckpt, '--head', 'person',
+              '--out-dir', str(tmp / 'out')])
+    pose, pose_cfg, pose_ckpt = _multi_head_pose(tmp)
+    pose_files = export_head(pose_cfg, pose_ckpt, 'person', str(tmp / 'out'))
+    out = dict(det_cfg=str(tmp / 'out' / 'multi_det_person.py'),
+               det_pth=str(tmp / 'out' / 'multi_det_person.pth'),
+               pose_cfg=pose_files[0], pose_pth=pose_files[1], img=img, bboxes=BBOXES,
+               threads=torch.get_num_threads())
+    out.update(det=_expected_det(det, out['det_cfg'], img),
+               pose=_expected_pose(pose, out['pose_cfg'], out['pose_pth'], img))
+    torch.save(out, str(tmp / 'expected.pt'))
+    return dict(out, tmp=tmp, det_model=det, det_ckpt=det_ckpt, det_multi_cfg=det_cfg)
+
+
+def _assert_stock_text(path):
+    text = open(path).read()
+    for word in ('custom_imports', 'mtl_plugin', 'GroupWeighted', 'group_id_weight',
+                 'MultiSource', 'GroupedMetric', 'HeadIsolationHook', 'group_name', 'heads'):
+        assert word not in text, word
+
+
+@pytest.mark.slow
+def test_export_detector_head_is_a_stock_retinanet(exported):
+    _assert_stock_text(exported['det_cfg'])
+    cfg = Config.fromfile(exported['det_cfg'])
+    assert cfg.model.type == 'RetinaNet' and cfg.model.bbox_head.num_classes == 1
+    assert cfg.model.bbox_head.loss_cls == dict(type='mmdet.FocalLoss', use_sigmoid=True,
+                                                gamma=2.0, alpha=0.25)
+    assert cfg.model.test_cfg == TEST_CFG and cfg.test_dataloader.dataset.type == 'CocoDataset'
+    assert cfg.test_dataloader.dataset.metainfo.classes == ['person']
+    assert cfg.test_evaluator.type == 'CocoMetric' and 'person_val' in cfg.test_evaluator.ann_file
+    ckpt = torch.load(exported['det_pth'], weights_only=True)  # stock safe loading
+    assert ckpt['meta']['dataset_meta']['classes'] == ['person']
+    multi = exported['det_model'].state_dict()
+    want = {k.replace('heads.person.', 'bbox_head.'): v for k, v in multi.items()
+            if k.startswith(('backbone.', 'neck.', 'heads.person.'))}
+    assert sorted(ckpt['state_dict']) == sorted(want)  # no _extra_state, no animal head
+    assert _same(ckpt['state_dict'], want) == []
+
+
+@pytest.mark.slow
+def test_export_pose_head_is_a_stock_topdown_estimator(exported):
+    _assert_stock_text(exported['pose_cfg'])
+    cfg = Config.fromfile(exported['pose_cfg'])
+    assert cfg.model.type == 'TopdownPoseEstimator' and cfg.model.head.out_channels == 17
+    assert cfg.model.head.loss == dict(type='mmpose.KeypointMSELoss', use_target_weight=True)
+    assert cfg.model.test_cfg == dict(flip_test=True, flip_mode='heatmap', shift_heatmap=True)
+    ckpt = torch.load(exported['pose_pth'], weights_only=True)
+    meta = ckpt['meta']['dataset_meta']
+    assert meta['dataset_name'] == 'coco' and meta['num_keypoints'] == 17
+    assert meta['flip_indices'] == [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+    assert {k.split('.')[0] for k in ckpt['state_dict']} == {'backbone', 'head'}
+
+
+@pytest.mark.slow
+def test_exported_heads_predict_bit_identical_without_the_plugin(exported):
+    proc = run_tool([PYTHON, '-c', STOCK_SCRIPT, str(exported['tmp'] / 'expected.pt')],
+                    cwd=str(exported['tmp']))
+    line = [x for x in proc.stdout.splitlines() if x.startswith('RESULT ')][-1]
+    assert json.loads(line[len('RESULT '):]) == dict(
+        det=[True, True, True], det_boxes=20, det_classes=['person'],
+        pose=[True, True, True, True], pose_dataset='coco', pose_type='TopdownPoseEstimator',
+        plugin_modules=[])
+
+
+@pytest.mark.slow
+def test_export_names_an_unknown_head_and_plugin_modules(exported):
+    with pytest.raises(KeyError, match=r"head='dog' is not a head of the model; heads: "
+                       r"\['animal', 'person'\]"):  # (the dumped config sorts them)
+        export_head(exported['det_multi_cfg'], exported['det_ckpt'], 'dog',
+                    str(exported['tmp'] / 'refused'))
+
+
+def test_stock_module_cfg_turns_group_losses_into_stock_ones():
+    import mtl_plugin.models.losses.pose_losses  # noqa: F401  (registers the pose losses)
+    init_default_scope('mmdet')
+    focal = dict(type='mmdet.FocalLoss', use_sigmoid=True)
+    assert stock_module_cfg(dict(type='RetinaHead', loss_cls=dict(
+        type='GroupWeightedLoss', loss=focal, group_id_weight={1: 2.0})), 'h') == dict(
+            type='RetinaHead', loss_cls=focal)
+    assert stock_module_cfg(dict(type='GroupWeightedFocalHeatmapLoss', alpha=2.0, eps=1e-6,
+                                 group_id_weight={'animal': 3.0}, normalize=False), 'h.loss') \
+        == dict(type='mmpose.FocalHeatmapLoss', alpha=2.0)
+    with pytest.raises(PluginTypeError, match=r"h\.aux: type 'DatasetClsHead' is the "
+                       "plugin's; only its losses have stock equivalents"):
+        stock_module_cfg(dict(type='X', aux=dict(type='DatasetClsHead')), 'h')
