@@ -19,6 +19,7 @@ Examples::
         --tune-on data/synthetic/annotations/person_val_full.json:data/synthetic/images/person
 """
 import argparse
+import copy
 import os.path as osp
 import sys
 
@@ -78,17 +79,16 @@ def main(argv=None) -> int:
 
 
 def _run(args, error) -> int:
-    import copy
-
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
     import mtl_plugin  # noqa: F401
-    from mtl_plugin.analysis.browse import BrowseError, build_browse_dataset, build_model
+    from mtl_plugin.analysis.browse import BrowseError, build_model
     from mtl_plugin.analysis.consolidation_run import (load_dumped_predictions,
-                                                       predict_dataset, run_consolidation,
-                                                       tune_from_predictions)
-    from mtl_plugin.analysis.dataset_report import DatasetReportError, sources_from_config
+                                                       predict_dataset, run_consolidation)
+    from mtl_plugin.analysis.tool_data import (ToolDataError, build_tool_dataset,
+                                               own_unified_classes, require_groups,
+                                               source_files, unified_classes)
     if not osp.isfile(args.config):
         raise error(f'config {args.config!r} does not exist')
     if args.predictions is None and args.checkpoint is None:
@@ -99,19 +99,12 @@ def _run(args, error) -> int:
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    try:
-        srcs = sources_from_config(cfg, args.split)
-    except DatasetReportError as e:
-        raise error(str(e))
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')):
-        try:
-            dataset = build_browse_dataset(cfg, args.split)
-        except BrowseError as e:
+        try:  # the split's sources, read with the test dataloader's own pipeline
+            require_groups(cfg, args.split, 'consolidation needs one source per group')
+            dataset = build_tool_dataset(cfg, args.split)
+        except ToolDataError as e:
             raise error(str(e))
-        classes = list(dataset.metainfo.get('unified_classes') or [])
-        if not classes:
-            raise error('the dataset declares no unified classes: consolidation needs a '
-                        'MultiSourceDataset')
         model = None
         if args.predictions is not None:
             preds = load_dumped_predictions(args.predictions)
@@ -120,33 +113,14 @@ def _run(args, error) -> int:
                 model = build_model(cfg, args.checkpoint, dataset.metainfo)
             except BrowseError as e:
                 raise error(str(e))
-            preds = predict_dataset(model, dataset, args.batch_size)
-        tuned = None
-        if args.tune_on:
-            if model is None:
-                raise error('--tune-on runs the model: give the checkpoint')
-            ann, _, img_dir = args.tune_on.partition(':')
-            if not osp.isfile(ann):
-                raise error(f'--tune-on file {ann!r} does not exist')
-            tune_cfg = copy.deepcopy(cfg)
-            first = tune_cfg.get(f'{args.split}_dataloader')['dataset']['datasets'][0]
-            tune_ds = copy.deepcopy(first)
-            tune_ds.update(data_root='', ann_file=osp.abspath(ann), group_name='tune',
-                           data_prefix=dict(img=osp.abspath(img_dir or osp.dirname(ann)) + '/'),
-                           metainfo=dict(classes=tuple(classes)), filter_cfg=None,
-                           test_mode=True)
-            tune_cfg[f'{args.split}_dataloader']['dataset'] = dict(
-                type='MultiSourceDataset', datasets=[tune_ds])
-            tuned = tune_from_predictions(ann, classes, predict_dataset(
-                model, build_browse_dataset(tune_cfg, args.split), args.batch_size),
-                args.target_precision)
-            for name, value in tuned.items():
-                if value is not None and name not in thresholds.high:
-                    thresholds.high[name] = value
-                    thresholds.low[name] = min(thresholds.low.get(name, args.low), value)
-            print(f'[consolidate] tuned high thresholds: {tuned}')
-    sources = [dict(name=s.name, ann_file=s.ann_file, img_dir=_img_dir(cfg, args.split, s.name))
-               for s in srcs]
+            preds = predict_dataset(model, dataset, args.batch_size, cfg)
+        classes = list(unified_classes(dataset, model))
+        if not classes:
+            raise error('the dataset declares no unified classes: give every source '
+                        'metainfo=dict(classes=...)')
+        tuned = _tune(args, cfg, model, dataset, classes, thresholds, error)
+    own = own_unified_classes(dataset)
+    sources = [dict(s, own=own[s['name']]) for s in source_files(dataset)]
     summary = run_consolidation(sources, classes, preds, thresholds, args.out_dir,
                                 args.review_top, tuned)
     for name, s in summary['sources'].items():
@@ -156,14 +130,38 @@ def _run(args, error) -> int:
     return 0
 
 
-def _img_dir(cfg, split: str, name: str) -> str:
-    """Image folder of one source of the config's MultiSourceDataset."""
-    dataset = cfg.get(f'{split}_dataloader')['dataset']
-    while 'datasets' not in dataset:
-        dataset = dataset['dataset']
-    src = next(d for d in dataset['datasets'] if d.get('group_name') == name)
-    prefix = (src.get('data_prefix') or {}).get('img', '')
-    return osp.join(src.get('data_root') or '', prefix)
+def _tune(args, cfg, model, dataset, classes, thresholds, error):
+    """--tune-on: per-class high thresholds from a fully labelled split (or None)."""
+    if not args.tune_on:
+        return None
+    from mtl_plugin.analysis.consolidation_run import predict_dataset, tune_from_predictions
+    from mtl_plugin.analysis.tool_data import ToolDataError, build_tool_dataset, tool_dataset_cfg
+    if model is None:
+        raise error('--tune-on runs the model: give the checkpoint')
+    ann, _, img_dir = args.tune_on.partition(':')
+    if not osp.isfile(ann):
+        raise error(f'--tune-on file {ann!r} does not exist')
+    tune_ds = copy.deepcopy(tool_dataset_cfg(cfg, args.split)['datasets'][0])
+    inner = tune_ds if 'type' in tune_ds else tune_ds['dataset']
+    inner.update(data_root='', ann_file=osp.abspath(ann), data_prefix=dict(
+        img=osp.abspath(img_dir or osp.dirname(ann)) + '/'),
+        metainfo=dict(classes=tuple(classes)), filter_cfg=None, test_mode=True)
+    tune_ds['group_name'] = 'tune'
+    tune_cfg = copy.deepcopy(cfg)
+    tune_cfg.test_dataloader = dict(copy.deepcopy(cfg.get('test_dataloader') or {}), dataset=dict(
+        type='MultiSourceDataset', datasets=[tune_ds]))
+    try:
+        tune_set = build_tool_dataset(tune_cfg, 'test')
+    except ToolDataError as e:
+        raise error(f'--tune-on: {e}')
+    tuned = tune_from_predictions(ann, classes, predict_dataset(
+        model, tune_set, args.batch_size, cfg), args.target_precision)
+    for name, value in tuned.items():
+        if value is not None and name not in thresholds.high:
+            thresholds.high[name] = value
+            thresholds.low[name] = min(thresholds.low.get(name, args.low), value)
+    print(f'[consolidate] tuned high thresholds: {tuned}')
+    return tuned
 
 
 if __name__ == '__main__':

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
-from mmengine.registry import DATASETS, MODELS
+from mmengine.registry import MODELS
 from mmengine.runner import load_checkpoint
 from mmengine.structures import InstanceData
 from torch import nn
@@ -26,6 +26,7 @@ from torch import nn
 from ..io import atomic_write
 from ..progress import collated_batches
 from ..validation import check_int
+from .tool_data import ToolDataError, build_tool_dataset, tool_batches
 
 __all__ = ['BrowseError', 'build_browse_dataset', 'build_model', 'group_indices',
            'select_images', 'head_predictions', 'browse']
@@ -35,59 +36,17 @@ class BrowseError(ValueError):
     """Bad input (missing checkpoint, unknown image id, not a detector); says why."""
 
 
-def _is_multi_source(cfg) -> bool:
-    kind = cfg.get('type') if isinstance(cfg, Mapping) else None
-    return str(getattr(kind, '__name__', kind)).split('.')[-1] == 'MultiSourceDataset'
-
-
-def _set_pipeline(cfg: dict, pipeline: list) -> None:
-    """Give the innermost dataset of a (possibly wrapped) source config ``pipeline``."""
-    while 'ann_file' not in cfg and isinstance(cfg.get('dataset'), Mapping):
-        cfg = cfg['dataset']
-    cfg['pipeline'] = copy.deepcopy(pipeline)
-
-
-def _test_pipeline(cfg: Config) -> list:
-    if cfg.get('test_pipeline'):
-        return list(cfg.test_pipeline)
-    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
-    if _is_multi_source(dataset):
-        dataset = dataset['datasets'][0]
-        dataset = dataset if 'type' in dataset else dataset.get('dataset', {})
-    while 'pipeline' not in dataset and isinstance(dataset.get('dataset'), Mapping):
-        dataset = dataset['dataset']
-    if not dataset.get('pipeline'):
-        raise BrowseError('the config has neither test_pipeline nor a pipeline in '
-                          'test_dataloader.dataset: add test_pipeline = [...]')
-    return list(dataset['pipeline'])
-
-
 def build_browse_dataset(cfg: Config, split: str = 'val'):
-    """The dataset of ``<split>_dataloader`` with the config's test pipeline everywhere.
+    """The dataset of ``<split>_dataloader``, read with the dataloader's own pipeline
+    (the test dataloader's for the train split): see :mod:`.tool_data`.
 
     Wrappers around a ``MultiSourceDataset`` (resampling, balancing) are dropped, so
-    indices are the plain sources' samples. Build it under the config's default scope.
+    indices are the plain sources' samples.
     """
-    if split not in ('train', 'val', 'test'):
-        raise BrowseError(f"split must be 'train', 'val' or 'test', but got {split!r}")
-    dataset = copy.deepcopy((cfg.get(f'{split}_dataloader') or {}).get('dataset'))
-    if not isinstance(dataset, Mapping):
-        raise BrowseError(f'the config has no {split}_dataloader.dataset')
-    inner = dataset
-    while not _is_multi_source(inner) and isinstance(inner.get('dataset'), Mapping):
-        inner = inner['dataset']
-    pipeline = _test_pipeline(cfg)
-    if _is_multi_source(inner):
-        dataset = inner
-        for entry in dataset['datasets']:
-            _set_pipeline(entry if 'type' in entry else entry['dataset'], pipeline)
-    else:
-        _set_pipeline(dataset, pipeline)
     try:
-        return DATASETS.build(dataset)
-    except (FileNotFoundError, KeyError, TypeError, ValueError) as err:
-        raise BrowseError(f'the {split} dataset failed to build: {type(err).__name__}: '
-                          f'{str(err).splitlines()[0] if str(err) else ""}') from err
+        return build_tool_dataset(cfg, split)
+    except ToolDataError as err:
+        raise BrowseError(str(err)) from err
 
 
 def build_model(cfg: Config, checkpoint: Optional[str], dataset_meta: dict,
@@ -228,7 +187,8 @@ def _draw(rows: List[dict], heads: Sequence[str], group: str, path: str) -> None
 
 
 def browse(model: nn.Module, dataset, selection: Mapping[str, Sequence[int]], out_dir: str,
-           score_thr: float = 0.3, batch_size: int = 4) -> Dict[str, str]:
+           score_thr: float = 0.3, batch_size: int = 4,
+           cfg: Optional[Mapping] = None) -> Dict[str, str]:
     """Predict the selected images, draw one PNG per group, write ``predictions.json``.
 
     Args:
@@ -240,6 +200,9 @@ def browse(model: nn.Module, dataset, selection: Mapping[str, Sequence[int]], ou
         score_thr (float): Predictions below it are neither drawn nor listed.
             Defaults to 0.3.
         batch_size (int): Images per forward pass. Defaults to 4.
+        cfg (Mapping, optional): The config, whose test dataloader's ``collate_fn``
+            batches the images (:func:`.tool_data.tool_batches`). Defaults to None
+            (``pseudo_collate``).
 
     Returns:
         dict[str, str]: Group name (and ``'json'``) -> written path.
@@ -254,7 +217,10 @@ def browse(model: nn.Module, dataset, selection: Mapping[str, Sequence[int]], ou
     paths = {}
     for group, indices in selection.items():
         rows = []
-        for chunk, data in collated_batches(dataset, batch_size, indices, f'browsing {group}'):
+        batches = collated_batches(dataset, batch_size, indices, f'browsing {group}') \
+            if cfg is None else tool_batches(cfg, dataset, batch_size, indices,
+                                             f'browsing {group}')
+        for chunk, data in batches:
             preds = head_predictions(model, data)
             for idx, per_head in zip(chunk, preds):
                 rows.append(dict(_gt(dataset, idx, group), predictions={

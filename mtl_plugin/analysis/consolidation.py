@@ -77,22 +77,52 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return bbox_overlaps(a.astype(np.float32), b.astype(np.float32))
 
 
-def _index(coco: dict, classes: Sequence[str]) -> Tuple[dict, Dict[int, list]]:
-    """Category id -> unified class index, and image id -> its annotations."""
-    unknown = [c['name'] for c in coco['categories'] if c['name'] not in classes]
+def _index(coco: dict, classes: Sequence[str], own: Optional[Mapping[str, str]] = None
+           ) -> Tuple[dict, Dict[int, list]]:
+    """Category id -> unified class index of the categories the source annotates, and
+    image id -> its annotations of those categories.
+
+    ``own`` (local class name -> unified name, the source's ``metainfo.classes``) picks
+    the categories, as mmdet's ``CocoDataset`` does: a file that lists every category
+    still annotates only these. Without it, every category of the file is the source's.
+    """
+    cats = coco['categories']
+    if own is None:
+        own = {c['name']: c['name'] for c in cats}
+    unknown = [u for u in own.values() if u not in classes]
     if unknown:
-        raise ConsolidationError(f'categories {unknown} are not in the unified classes '
+        raise ConsolidationError(f'classes {unknown} are not in the unified classes '
                                  f'{list(classes)}')
-    cat_to_cls = {c['id']: list(classes).index(c['name']) for c in coco['categories']}
+    cat_to_cls = {c['id']: list(classes).index(own[c['name']]) for c in cats
+                  if c['name'] in own}
     per_image: Dict[int, list] = {im['id']: [] for im in coco['images']}
     for ann in coco['annotations']:
-        per_image.setdefault(ann['image_id'], []).append(ann)
+        if ann['category_id'] in cat_to_cls:
+            per_image.setdefault(ann['image_id'], []).append(ann)
     return cat_to_cls, per_image
+
+
+def _own_indices(classes: Sequence[str], own: Optional[Mapping[str, str]],
+                 cat_to_cls: Mapping[int, int]) -> List[int]:
+    """Unified indices of the classes a source annotates (even those its file lacks)."""
+    if own is None:
+        return sorted(set(cat_to_cls.values()))
+    return sorted({list(classes).index(u) for u in own.values()})
+
+
+def _remapped(coco: dict, classes: Sequence[str], cat_to_cls: Mapping[int, int]) -> dict:
+    """A copy of ``coco`` over the unified categories, with the source's own annotations."""
+    out = copy.deepcopy(coco)
+    out['categories'] = [dict(id=i + 1, name=c, supercategory=c) for i, c in enumerate(classes)]
+    out['annotations'] = [dict(a, category_id=cat_to_cls[a['category_id']] + 1)
+                          for a in out['annotations'] if a['category_id'] in cat_to_cls]
+    return out
 
 
 def consolidate_source(coco: dict, classes: Sequence[str], preds: Mapping[int, Pred],
                        thresholds: Thresholds, source: str = '', dup_iou: float = 0.7,
-                       match_iou: float = 0.5) -> Tuple[dict, List[dict]]:
+                       match_iou: float = 0.5, own: Optional[Mapping[str, str]] = None
+                       ) -> Tuple[dict, List[dict]]:
     """New COCO dict of one source over all ``classes``, and its review rows.
 
     Args:
@@ -104,17 +134,17 @@ def consolidate_source(coco: dict, classes: Sequence[str], preds: Mapping[int, P
         source (str): Name written into the review rows.
         dup_iou (float): A pseudo box with IoU >= this to any GT box is dropped.
         match_iou (float): IoU that counts as a match for the flags.
+        own (Mapping[str, str], optional): The classes the source annotates (its
+            ``metainfo.classes``: local -> unified name); annotations of other categories
+            are left out, as in training. Defaults to every category of the file.
 
     Returns:
         tuple[dict, list[dict]]: The consolidated COCO dict and the review rows
         (``image_id``, ``ann_id``, ``source``, ``class``, ``kind``, ``score``, ``bbox``).
     """
-    cat_to_cls, per_image = _index(coco, classes)
-    own = sorted(set(cat_to_cls.values()))
-    out = copy.deepcopy(coco)
-    out['categories'] = [dict(id=i + 1, name=c, supercategory=c) for i, c in enumerate(classes)]
-    for ann in out['annotations']:
-        ann['category_id'] = cat_to_cls[ann['category_id']] + 1
+    cat_to_cls, per_image = _index(coco, classes, own)
+    own = _own_indices(classes, own, cat_to_cls)
+    out = _remapped(coco, classes, cat_to_cls)
     next_id = max([a['id'] for a in coco['annotations']], default=0) + 1
     rows: List[dict] = []
     for image_id, anns in per_image.items():
@@ -186,12 +216,13 @@ def _flags(anns, gt_box, gt_cls, boxes, scores, labels, iou, own, classes, thres
     return rows
 
 
-def cleanlab_image_scores(coco: dict, classes: Sequence[str],
-                          preds: Mapping[int, Pred]) -> Dict[int, float]:
-    """cleanlab's label quality score of each image with predictions (own classes only)."""
+def cleanlab_image_scores(coco: dict, classes: Sequence[str], preds: Mapping[int, Pred],
+                          own: Optional[Mapping[str, str]] = None) -> Dict[int, float]:
+    """cleanlab's label quality score of each image with predictions (own classes only;
+    ``own`` as in :func:`consolidate_source`)."""
     from cleanlab.object_detection.rank import get_label_quality_scores
-    cat_to_cls, per_image = _index(coco, classes)
-    own = sorted(set(cat_to_cls.values()))
+    cat_to_cls, per_image = _index(coco, classes, own)
+    own = _own_indices(classes, own, cat_to_cls)
     local = {c: i for i, c in enumerate(own)}
     ids, labels, predictions = [], [], []
     for image_id, anns in per_image.items():

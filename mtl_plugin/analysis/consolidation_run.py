@@ -37,12 +37,31 @@ def _entry(sample) -> Tuple[Tuple[str, int], Dict[str, np.ndarray]]:
     return (str(meta.get('group_name', '')), int(meta['img_id'])), arrays
 
 
-def predict_dataset(model, dataset, batch_size: int = 4) -> Predictions:
-    """Run ``model.test_step`` over a (Multi-Source) dataset, with a progress bar."""
+def predict_dataset(model, dataset, batch_size: int = 4, cfg: Optional[Mapping] = None,
+                    split: str = 'test') -> Predictions:
+    """Run ``model.test_step`` over a (Multi-Source) dataset, with a progress bar.
+
+    Args:
+        model: The detector (eval mode).
+        dataset: The dataset (e.g. :func:`~mtl_plugin.analysis.tool_data.build_tool_dataset`).
+        batch_size (int): Images per batch. Defaults to 4.
+        cfg (Mapping, optional): The config: batches come from ``Runner.build_dataloader``
+            with its ``<split>_dataloader``'s ``collate_fn``
+            (:func:`~mtl_plugin.analysis.tool_data.tool_batches`). Defaults to None
+            (``pseudo_collate``).
+        split (str): Whose dataloader settings. Defaults to ``'test'``.
+
+    Returns:
+        Predictions: (group name, image id) -> ``bboxes``, ``scores``, ``labels``.
+    """
     import torch
+
+    from .tool_data import tool_batches
     out: Predictions = {}
+    batches = collated_batches(dataset, batch_size, description='predicting') if cfg is None \
+        else tool_batches(cfg, dataset, batch_size, split=split)
     with torch.no_grad():
-        for _, batch in collated_batches(dataset, batch_size, description='predicting'):
+        for _, batch in batches:
             for sample in model.test_step(batch):
                 key, arrays = _entry(sample)
                 out[key] = arrays
@@ -102,7 +121,9 @@ def run_consolidation(sources: Sequence[dict], classes: Sequence[str], preds: Pr
     """Consolidate every source and write the files and the review report.
 
     Args:
-        sources (Sequence[dict]): ``name``, ``ann_file``, ``img_dir`` of each source.
+        sources (Sequence[dict]): ``name``, ``ann_file``, ``img_dir`` of each source, and
+            optionally ``own``: the classes it annotates, local name -> unified name (its
+            ``metainfo.classes``; default: every category of its file).
         classes (Sequence[str]): Unified classes (prediction labels index them).
         preds (Predictions): (group, image id) -> predictions.
         thresholds (Thresholds): Score thresholds.
@@ -112,7 +133,8 @@ def run_consolidation(sources: Sequence[dict], classes: Sequence[str], preds: Pr
         tuned (dict, optional): Tuned thresholds, recorded in the summary.
 
     Returns:
-        dict: The summary (counts per source and kind, paths, thresholds).
+        dict: The summary (counts per source and kind, paths, thresholds; ``gt``: the
+        file's annotations, ``own_gt``: those of the source's own classes, kept).
     """
     rows_all: List[dict] = []
     images: Dict[Tuple[str, int], str] = {}
@@ -131,8 +153,9 @@ def run_consolidation(sources: Sequence[dict], classes: Sequence[str], preds: Pr
         if len(missing) == len(coco['images']) and coco['images']:
             raise ConsolidationError(f"the predictions do not match {src['ann_file']!r}: no "
                                      'image id in common')
-        new, rows = consolidate_source(coco, classes, mine, thresholds, src['name'])
-        quality = cleanlab_image_scores(coco, classes, mine)
+        new, rows = consolidate_source(coco, classes, mine, thresholds, src['name'],
+                                       own=src.get('own'))
+        quality = cleanlab_image_scores(coco, classes, mine, src.get('own'))
         for r in rows:
             r['cleanlab_image_score'] = quality.get(r['image_id'])
         for im in coco['images']:
@@ -144,16 +167,24 @@ def run_consolidation(sources: Sequence[dict], classes: Sequence[str], preds: Pr
             counts[r['kind']] += 1
         summary['sources'][src['name']] = dict(file=path, images=len(coco['images']),
                                                images_without_predictions=len(missing),
-                                               gt=len(coco['annotations']), **counts)
+                                               gt=len(coco['annotations']),
+                                               own_gt=sum(a.get('pseudo') is None for a in
+                                                          new['annotations']), **counts)
         rows_all += rows
-    rows_all.sort(key=lambda r: (REVIEW_ORDER.index(r['kind']),
-                                 -(r['score'] or 0.0) if r['kind'] != 'missing_detection'
-                                 else (r['cleanlab_image_score'] or 0.0)))
-    _write_csv(rows_all, osp.join(out_dir, 'review.csv'))
-    flagged = [r for r in rows_all if r['kind'] not in ('ignore', )]
-    atomic_write(osp.join(out_dir, 'review.png'), _review_png(flagged, images, review_top))
+    _write_review(rows_all, images, review_top, out_dir)
     atomic_write(osp.join(out_dir, 'summary.json'), json.dumps(summary, indent=1).encode())
     return summary
+
+
+def _write_review(rows: List[dict], images: Mapping[Tuple[str, int], str], top: int,
+                  out_dir: str) -> None:
+    """``review.csv`` (every row, most suspicious first) and ``review.png`` (crops)."""
+    rows.sort(key=lambda r: (REVIEW_ORDER.index(r['kind']),
+                             -(r['score'] or 0.0) if r['kind'] != 'missing_detection'
+                             else (r['cleanlab_image_score'] or 0.0)))
+    _write_csv(rows, osp.join(out_dir, 'review.csv'))
+    flagged = [r for r in rows if r['kind'] not in ('ignore', )]
+    atomic_write(osp.join(out_dir, 'review.png'), _review_png(flagged, images, top))
 
 
 def _write_csv(rows: List[dict], path: str) -> None:

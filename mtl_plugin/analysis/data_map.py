@@ -12,7 +12,6 @@ changing its mind); otherwise ``hard-to-learn`` when confidence < ``hard_confide
 (0.33: consistently low, the likely mislabelled ones), ``easy`` when confidence >=
 ``easy_confidence`` (0.66), and ``ambiguous`` in between.
 """
-import copy
 import csv
 import glob
 import importlib
@@ -214,22 +213,18 @@ def sources_from_meta(meta: dict) -> Dict[str, Callable[[], object]]:
 
 
 def sources_from_config(cfg) -> Dict[str, Callable[[], object]]:
-    """Group -> builder of its dataset (lazy) from a config's ``train_dataloader``."""
-    from mmengine.registry import DATASETS, init_default_scope
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    ds_cfg = copy.deepcopy(cfg.get('train_dataloader', {}).get('dataset'))
-    if not ds_cfg:
-        raise DataMapError('the config has no train_dataloader.dataset')
-    if ds_cfg.get('type') == 'MultiSourceDataset':
-        entries = [(e['group_name'], e.get('dataset', e)) for e in ds_cfg['datasets']]
-    else:
-        entries = [('', ds_cfg)]
-    out = {}
-    for group, src in entries:
-        src = {k: v for k, v in dict(src).items() if k not in ('group_name', 'group_id')}
-        src.update(pipeline=[], test_mode=True, lazy_init=True)
-        out[group] = lambda src=src: DATASETS.build(src)
-    return out
+    """Group -> builder of its source dataset (annotations not loaded), built as the
+    train dataloader builds it (:func:`.tool_data.build_tool_dataset`): its files, its
+    metainfo classes, wrappers around the ``MultiSourceDataset`` looked through."""
+    from .tool_data import ToolDataError, build_tool_dataset, unwrap_source
+    try:
+        dataset = build_tool_dataset(cfg, 'train', pipeline_split='train', lazy_init=True)
+    except ToolDataError as err:
+        raise DataMapError(str(err)) from err
+    if not hasattr(dataset, 'get_group_dataset'):
+        return {'': lambda: unwrap_source(dataset)}
+    return {g: (lambda src=unwrap_source(dataset.get_group_dataset(g)): src)
+            for g in dataset.group_names}
 
 
 def resolve_ann_ids(table: Table, sources: Dict[str, object]) -> np.ndarray:

@@ -7,8 +7,8 @@ adds the label-space overlap of the sources, :func:`write_report` writes ``repor
 and :func:`plot_report` the PNG charts.
 
 Sources come from a config (:func:`sources_from_config`: the ``MultiSourceDataset`` of a
-split, whose sources' ``data_root`` + ``ann_file`` and optional ``metainfo.classes`` are
-read from the config dict, nothing built) or from ``NAME=path.json`` pairs
+split, built as its dataloader builds it, annotations not loaded: each source's resolved
+``ann_file`` and its metainfo ``classes``) or from ``NAME=path.json`` pairs
 (:func:`parse_ann_args`). As in mmdet's ``CocoDataset``, ``metainfo.classes`` keeps only
 those categories (in file order); the annotations of other categories are counted as
 ``ignored_annotations`` and left out of every other number.
@@ -17,7 +17,7 @@ import json
 import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -55,54 +55,30 @@ class AnnSource:
 
 
 # ---------------------------------------------------------------------- inputs
-def _is_multi_source(cfg: Any) -> bool:
-    kind = cfg.get('type') if isinstance(cfg, Mapping) else None
-    name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
-    return name.split('.')[-1] == 'MultiSourceDataset'
-
-
 def sources_from_config(cfg: Mapping, split: str = 'train') -> List[AnnSource]:
-    """The sources of the ``MultiSourceDataset`` of ``<split>_dataloader.dataset``.
+    """The sources of the ``MultiSourceDataset`` of ``<split>_dataloader.dataset``, as the
+    dataloader builds them (:func:`.tool_data.build_tool_dataset`, annotations not loaded).
 
-    Dataset wrappers (``dataset=...`` keys) around the multi-source dataset or around a
-    source are looked through. ``ann_file`` is joined to ``data_root`` as mmengine does.
+    Each source's ``ann_file`` is the one the built dataset resolved (``data_root``
+    joined) and its classes are the built source's ``metainfo['classes']``: the classes
+    training keeps (mmdet's ``CocoDataset`` without ``metainfo.classes`` keeps its 80 COCO
+    classes), whatever the file's ``categories`` list.
 
     Args:
-        cfg (Mapping): A loaded config (``mmengine.Config`` or dict).
+        cfg (Mapping): A loaded config (``mmengine.Config``).
         split (str): ``'train'``, ``'val'`` or ``'test'``. Defaults to ``'train'``.
 
     Returns:
         list[AnnSource]: One per group, in the config's order.
     """
-    if split not in ('train', 'val', 'test'):
-        raise DatasetReportError(f"split must be 'train', 'val' or 'test', but got {split!r}")
-    key = f'{split}_dataloader'
-    dataset = (cfg.get(key) or {}).get('dataset')
-    while isinstance(dataset, Mapping) and not _is_multi_source(dataset) and \
-            isinstance(dataset.get('dataset'), Mapping):
-        dataset = dataset['dataset']
-    if not _is_multi_source(dataset):
-        kind = dataset.get('type') if isinstance(dataset, Mapping) else dataset
-        raise DatasetReportError(
-            f'{key}.dataset is {kind!r}, not a MultiSourceDataset: the config has no groups; '
-            'give the annotation files as --ann NAME=path.json instead')
-    sources = []
-    for pos, entry in enumerate(dataset.get('datasets') or []):
-        name = entry.get('group_name')
-        inner = entry if 'type' in entry else entry.get('dataset', {})
-        while 'ann_file' not in inner and isinstance(inner.get('dataset'), Mapping):
-            inner = inner['dataset']
-        ann_file, root = inner.get('ann_file'), inner.get('data_root')
-        if not name or not ann_file:
-            raise DatasetReportError(f'{key}.dataset.datasets[{pos}] needs a group_name and an '
-                                     f'ann_file, but got group_name={name!r}, '
-                                     f'ann_file={ann_file!r}')
-        path = ann_file if osp.isabs(ann_file) or not root else osp.join(root, ann_file)
-        classes = (inner.get('metainfo') or {}).get('classes')
-        sources.append(AnnSource(name, path, tuple(classes) if classes else None))
-    if not sources:
-        raise DatasetReportError(f'{key}.dataset.datasets is empty: add one source per group')
-    return sources
+    from .tool_data import ToolDataError, build_tool_dataset, require_groups, source_files
+    try:
+        require_groups(cfg, split, 'give the annotation files as --ann NAME=path.json instead')
+        dataset = build_tool_dataset(cfg, split, pipeline_split=split, lazy_init=True)
+    except ToolDataError as err:
+        raise DatasetReportError(str(err)) from err
+    return [AnnSource(s['name'], s['ann_file'], tuple(s['classes']) or None)
+            for s in source_files(dataset)]
 
 
 def parse_ann_args(items: Sequence[str]) -> List[AnnSource]:

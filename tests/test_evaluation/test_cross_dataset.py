@@ -225,7 +225,9 @@ def test_cli_help_and_errors(synthetic_root, tmp_path, capsys):
     not_coco.write_text('{"images": []}')
     cases = [([str(tmp_path / 'no.py'), '--eval', good], 'config file not found'),
              ([config, str(tmp_path / 'no.pth'), '--eval', good], 'checkpoint not found'),
-             ([config, '--eval', 'person'], "NAME=ANN.json[:IMG_DIR], but got 'person'"),
+             ([config, '--eval', 'nosuch'], "--eval nosuch is no NAME=ANN.json and no group of "
+              "test_dataloader.dataset (its groups: ['person', 'animal'])"),
+             ([config, '--eval', '=x.json'], "NAME=ANN.json[:IMG_DIR], but got '=x.json'"),
              ([config, '--eval', f'x={tmp_path}/no.json'], 'annotation file not found'),
              ([config, '--eval', f'x={ann}:{tmp_path}/none'], 'image folder not found'),
              ([config, '--eval', good, good], "names 'person' twice"),

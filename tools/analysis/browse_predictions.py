@@ -67,7 +67,7 @@ def main(argv=None) -> int:
                       'initialised weights', file=sys.stderr)
             model = build_model(cfg, args.checkpoint, dataset.metainfo, args.device)
             paths = browse(model, dataset, selection, args.out_dir, args.score_thr,
-                           args.batch_size)
+                           args.batch_size, cfg)
     except BrowseError as err:
         print(f'error: {err}', file=sys.stderr)
         return 2

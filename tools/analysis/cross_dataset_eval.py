@@ -44,7 +44,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='checkpoint (omitted: randomly initialised weights, with a '
                         'warning)')
     parser.add_argument('--eval', nargs='+', required=True, metavar='NAME=ANN.json[:IMG_DIR]',
-                        help='eval datasets (COCO annotation files)')
+                        help='eval datasets: COCO annotation files (their categories are '
+                        'the classes), or GROUP: that source of the test dataloader, as '
+                        'tools/test.py reads it (its metainfo classes)')
     parser.add_argument('--class-map', default=None,
                         help='JSON/YAML {head or eval name: {local class: common class}}')
     parser.add_argument('--batch-size', type=int, default=4)
@@ -56,10 +58,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def parse_eval(specs) -> dict:
-    """``['NAME=ANN.json[:IMG_DIR]', ...]`` -> name -> (ann file, image dir)."""
+    """``['NAME=ANN.json[:IMG_DIR]', 'GROUP', ...]`` -> name -> (ann file, image dir), or
+    None for a source of the test dataloader."""
     out = {}
     for spec in specs:
         name, sep, rest = spec.partition('=')
+        if not sep and name and name not in out:
+            out[name] = None  # a source of the test dataloader, resolved once it is built
+            continue
         if not sep or not name or not rest:
             raise CrossDatasetError(f'--eval takes NAME=ANN.json[:IMG_DIR], but got {spec!r}')
         ann, _, img = rest.partition(':') if not osp.isfile(rest) else (rest, '', '')
@@ -93,12 +99,13 @@ def _load_class_map(path):
 
 
 def _test_pipeline(cfg: Config) -> list:
-    ds = cfg.get('test_dataloader', {}).get('dataset', {})
-    ds = ds['datasets'][0] if 'datasets' in ds else ds
-    if 'pipeline' not in ds:
-        raise CrossDatasetError('config has no test_dataloader.dataset pipeline to read the '
-                                'eval images with')
-    return copy.deepcopy(ds['pipeline'])
+    """The test dataloader's own pipeline (the shared one, else its first source's)."""
+    from mtl_plugin.analysis.tool_data import ToolDataError, source_pipelines
+    try:
+        pipelines = source_pipelines(cfg, 'test')
+    except ToolDataError as err:
+        raise CrossDatasetError(f'{err} (the eval images are read with it)') from err
+    return copy.deepcopy(pipelines.get(None, next(iter(pipelines.values()))))
 
 
 def _read_coco(name: str, path: str) -> dict:
@@ -118,7 +125,7 @@ def _build_eval_sets(specs: dict, pipeline: list, tmp_dir: str) -> dict:
     copy in ``tmp_dir`` (the input file is left as it is)."""
     from mmengine.registry import DATASETS
     datasets = {}
-    for name, (ann, img) in specs.items():
+    for name, (ann, img) in specs.items():  # files: their categories are the eval classes
         gt = _read_coco(name, ann)
         classes = tuple(c['name'] for c in gt.get('categories', []))
         complete = complete_coco_gt(gt)
@@ -133,14 +140,39 @@ def _build_eval_sets(specs: dict, pipeline: list, tmp_dir: str) -> dict:
     return datasets
 
 
-def _set_group_meta(model, cfg: Config) -> None:
+def _test_set(cfg: Config):
+    """The test dataloader's dataset, built as tools/test.py builds it."""
+    from mtl_plugin.analysis.tool_data import ToolDataError, build_tool_dataset
+    try:
+        return build_tool_dataset(cfg, 'test')
+    except ToolDataError as err:
+        raise CrossDatasetError(str(err)) from err
+
+
+def _group_sets(specs: dict, test_set) -> dict:
+    """Eval name -> the test dataloader's source of that group (its pipeline, classes)."""
+    groups = list(getattr(test_set, 'group_names', ()))
+    wanted = [n for n, spec in specs.items() if spec is None]
+    unknown = [n for n in wanted if n not in groups]
+    if unknown:
+        raise CrossDatasetError(f'--eval {unknown[0]} is no NAME=ANN.json and no group of '
+                                f'test_dataloader.dataset (its groups: {groups})')
+    return {n: test_set.get_group_dataset(n) for n in wanted}
+
+
+def _source_file(spec, dataset) -> tuple:
+    """(ann file, image dir) of an eval set: as given, or the test source's."""
+    if spec is not None:
+        return spec
+    return dataset.ann_file, (getattr(dataset, 'data_prefix', None) or {}).get('img', '')
+
+
+def _set_group_meta(model, test_set) -> None:
     """Give the model its groups' classes (checkpoint meta, else the test dataset's)."""
     meta = getattr(model, 'dataset_meta', None) or {}
     if meta.get('group_metainfo'):
         return
-    from mmengine.registry import DATASETS
-    ds_cfg = copy.deepcopy(cfg.test_dataloader.dataset)
-    model.dataset_meta = DATASETS.build(ds_cfg).metainfo
+    model.dataset_meta = test_set.metainfo
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -167,16 +199,21 @@ def run(args: argparse.Namespace) -> dict:
     if args.checkpoint is None:
         warnings.warn('no checkpoint given: evaluating a randomly initialised model')
     model = init_detector(cfg, args.checkpoint, device='cpu')
-    _set_group_meta(model, cfg)
+    test_set = _test_set(cfg)
+    _set_group_meta(model, test_set)
     unknown = set(class_map or {}) - set(model.heads) - set(specs)
     if unknown:  # checked before predicting, not after
         raise CrossDatasetError(f'--class-map names {sorted(unknown)}, which are neither heads '
                                 f'{list(model.heads)} nor --eval names {list(specs)}')
     with tempfile.TemporaryDirectory() as tmp_dir:
-        datasets = _build_eval_sets(specs, _test_pipeline(cfg), tmp_dir)
+        files = {n: spec for n, spec in specs.items() if spec is not None}
+        groups = _group_sets(specs, test_set)
+        datasets = _build_eval_sets(files, _test_pipeline(cfg), tmp_dir) if files else {}
+        datasets = {n: groups[n] if n in groups else datasets[n] for n in specs}
         result = cross_dataset_matrix(model, datasets, class_map, args.batch_size)
     result.update(config=args.config, checkpoint=args.checkpoint,
-                  eval_files={n: dict(ann_file=a, img_dir=i) for n, (a, i) in specs.items()},
+                  eval_files={n: dict(zip(('ann_file', 'img_dir'), _source_file(specs[n], ds)))
+                              for n, ds in datasets.items()},
                   class_map=class_map)
     out_dir = args.out_dir or osp.join('work_dirs', 'cross_dataset',
                                        osp.splitext(osp.basename(args.config))[0])

@@ -49,8 +49,9 @@ def _sources(args):
         return parse_ann_args(args.ann)
     if not osp.isfile(args.config):
         raise DatasetReportError(f'config {args.config!r} does not exist')
-    # custom_imports are not needed to read paths: the tool stays light (no torch import)
-    cfg = Config.fromfile(args.config, import_custom_modules=False)
+    # the sources are built as the dataloader builds them (not loaded): their classes are
+    # the metainfo classes training keeps, not every category of the files
+    cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     return sources_from_config(cfg, args.split)

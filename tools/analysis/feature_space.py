@@ -14,7 +14,6 @@ ratio, Davies-Bouldin, domain gap) and ``tsne.png`` to ``--out-dir``, and prints
 """
 import argparse
 import contextlib
-import copy
 import os.path as osp
 import sys
 import warnings
@@ -52,28 +51,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _dataset_cfg(cfg: Config, split: str) -> dict:
-    """The split's MultiSourceDataset config, with test pipelines for the train split."""
-    loader = cfg.get(f'{split}_dataloader')
-    if not loader or 'dataset' not in loader:
-        raise FeatureSpaceError(f'config has no {split}_dataloader.dataset; pick another '
-                                f'--split of {SPLITS}')
-    ds = copy.deepcopy(loader['dataset'])
-    if ds.get('type') != 'MultiSourceDataset':
-        raise FeatureSpaceError(f'{split}_dataloader.dataset is {ds.get("type")!r}, not a '
-                                "MultiSourceDataset: the config has no groups to compare")
-    if split == 'train':
-        test = {s.get('group_name'): s for s in cfg.test_dataloader.dataset.get('datasets', [])}
-        fallback = next(iter(test.values()), None)
-        for src in ds['datasets']:
-            ref = test.get(src.get('group_name'), fallback)
-            if ref is None:
-                raise FeatureSpaceError('--split train needs a test_dataloader MultiSource'
-                                        'Dataset whose (deterministic) pipeline to borrow')
-            src['pipeline'] = copy.deepcopy(ref['pipeline'])
-    return ds
-
-
 def run(args: argparse.Namespace) -> dict:
     """Extract, analyse, write; returns the paths written and the report."""
     if not osp.isfile(args.config):
@@ -84,18 +61,21 @@ def run(args: argparse.Namespace) -> dict:
         raise FeatureSpaceError('--max-images and --batch-size must be >= 1, but got '
                                 f'{args.max_images!r} and {args.batch_size!r}')
     from mmdet.apis import init_detector
-    from mmengine.registry import DATASETS
     try:
         cfg = Config.fromfile(args.config)
     except Exception as err:  # a broken config file is one line, not a traceback
         raise FeatureSpaceError(f'cannot read config {args.config!r}: {err}') from err
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
-    ds_cfg = _dataset_cfg(cfg, args.split)
+    from mtl_plugin.analysis.tool_data import ToolDataError, build_tool_dataset, require_groups
+    try:  # the split's sources with its dataloader's pipeline (the test one for train)
+        require_groups(cfg, args.split, 'feature_space compares groups')
+        dataset = build_tool_dataset(cfg, args.split)
+    except ToolDataError as err:
+        raise FeatureSpaceError(str(err)) from err
     if args.checkpoint is None:
         warnings.warn('no checkpoint given: analysing a randomly initialised model')
     model = init_detector(cfg, args.checkpoint, device='cpu')
-    dataset = DATASETS.build(ds_cfg)
     model.dataset_meta = dataset.metainfo
     indices = pick_indices(dataset.group_ids, args.max_images)
     feats = extract_features(model, dataset, args.level, indices, args.batch_size)
