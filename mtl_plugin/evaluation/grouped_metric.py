@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 from mmengine.evaluator import BaseMetric, Evaluator
 from mmengine.registry import EVALUATOR, METRICS
 
+from ..config_checks import reject_stock_keys
 from ..groups import Groups, normalize_group_key
 from ..labels import LabelSpace
 from ..routing import get_group_name
@@ -45,7 +46,9 @@ class GroupedMetric(BaseMetric):
                  metrics: Mapping[str, Any],
                  pred_label_space: str = 'auto',
                  collect_device: str = 'cpu',
-                 prefix: Optional[str] = None) -> None:
+                 prefix: Optional[str] = None,
+                 **kwargs: Any) -> None:
+        reject_stock_keys(type(self), kwargs)  # a stock ann_file / metric: names the fix
         super().__init__(collect_device=collect_device, prefix=prefix)
         if not isinstance(metrics, Mapping) or not metrics:
             raise TypeError('GroupedMetric needs metrics=dict(<group name>=<metric cfg>, ...), '

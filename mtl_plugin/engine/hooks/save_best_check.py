@@ -1,0 +1,71 @@
+"""``SaveBestCheckHook``: a ``save_best`` key the evaluator never reports fails before training."""
+import difflib
+from typing import List, Optional
+
+from mmengine.hooks import CheckpointHook, Hook
+from mmengine.registry import HOOKS
+from mmengine.runner import Runner
+
+from ...evaluation.metric_keys import evaluator_keys
+
+__all__ = ['SaveBestCheckHook', 'check_save_best']
+
+
+def check_save_best(save_best: Optional[List[str]], keys: List[str]) -> None:
+    """Check every ``save_best`` key against the keys the evaluator will report.
+
+    Args:
+        save_best (list[str] | None): ``CheckpointHook.save_best`` (``'auto'`` always works).
+        keys (list[str]): The keys the val evaluator reports (see
+            :mod:`mtl_plugin.evaluation.metric_keys`).
+
+    Raises:
+        KeyError: For the first missing key, listing the keys that exist, the close ones
+            first.
+    """
+    for key in save_best or []:
+        if key == 'auto' or key in keys:
+            continue
+        close = difflib.get_close_matches(key, keys, n=3, cutoff=0.4)
+        ends = [k for k in keys if k.endswith('/' + key) and k not in close]
+        hint = close + ends[:3]
+        raise KeyError(
+            f'default_hooks.checkpoint.save_best={key!r} is not a key the val evaluator '
+            f'reports, so the best checkpoint could never be chosen (a stock base\'s '
+            "save_best? GroupedMetric reports '<group>/<key>' and 'mean/<key>'). "
+            f"Set save_best to one of {hint or keys[:5]}; all keys: {keys}")
+
+
+@HOOKS.register_module()
+class SaveBestCheckHook(Hook):
+    """Fail in ``before_train`` when ``CheckpointHook(save_best=...)`` names a key the val
+    evaluator will never report (MMEngine would raise a ``KeyError`` only after the first
+    validation, i.e. after the first training epochs).
+
+    The keys come from the built evaluator's settings (:func:`evaluator_keys`): e.g.
+    ``GroupedMetric(metrics=dict(person=dict(type='CocoMetric', metric='bbox'), ...))`` reports
+    ``person/coco/bbox_mAP``, ..., ``mean/coco/bbox_mAP``, ..., so a stock
+    ``save_best='coco/bbox_mAP'`` fails here, naming ``mean/coco/bbox_mAP`` and the others.
+    With a metric whose keys are not known before evaluation, or no validation at all, the
+    hook only logs that it cannot check. Listed in ``configs/_base_/runtime/multihead_runtime.py``.
+    """
+
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner: Runner) -> None:
+        """Check ``save_best`` of every ``CheckpointHook`` against the evaluator's keys."""
+        hooks = [h for h in runner.hooks if isinstance(h, CheckpointHook) and h.save_best]
+        if not hooks:
+            return
+        if runner.val_loop is None:
+            runner.logger.warning('SaveBestCheckHook: save_best is set but there is no '
+                                  'validation (val_cfg / val_dataloader), so it never applies')
+            return
+        keys = evaluator_keys(runner.val_loop.evaluator)
+        if keys is None:
+            runner.logger.warning('SaveBestCheckHook: the val evaluator has a metric whose '
+                                  'keys are not known before evaluation; save_best is not '
+                                  'checked')
+            return
+        for hook in hooks:
+            check_save_best(hook.save_best, keys)
