@@ -12,6 +12,8 @@ from torch.utils.data import Dataset
 from ..config_checks import reject_stock_keys
 from ..groups import Groups, check_group_name
 from ..labels import LabelSpace
+from .category_check import (UNKNOWN_CATEGORY_POLICIES, report_unknown_categories,
+                             watching_categories)
 from .transforms import check_pipeline_groups
 
 GROUP_KEYS = ('group_id', 'group_name')
@@ -136,6 +138,10 @@ class MultiSourceDataset(Dataset):
             pipeline here: mmdet's ``DetInferencer`` / ``inference_detector`` and mmpose's
             ``inference_topdown`` / ``MMPoseInferencer`` read
             ``test_dataloader.dataset.pipeline``. Defaults to None.
+        unknown_categories (str): Annotations whose category id the source's file does
+            not list in ``categories`` (mmdet drops them silently): ``'error'`` (raise,
+            with the ids and counts) or ``'drop'`` (warn with the count). Defaults to
+            ``'error'``.
         lazy_init (bool): Defer building ``group_ids`` until first use. Defaults to False.
     """
 
@@ -146,6 +152,7 @@ class MultiSourceDataset(Dataset):
                  unified_classes: Optional[Sequence[str]] = None,
                  class_mapping: Optional[Dict[str, Dict[str, str]]] = None,
                  pipeline: Optional[Sequence[dict]] = None,
+                 unknown_categories: str = 'error',
                  lazy_init: bool = False,
                  **kwargs: Any) -> None:
         reject_stock_keys(type(self), kwargs)  # a stock data_root / ann_file: names the fix
@@ -154,6 +161,10 @@ class MultiSourceDataset(Dataset):
                             f'but got {datasets!r}')
         if label_space not in ('group', 'unified'):
             raise ValueError(f"label_space must be 'group' or 'unified', but got {label_space!r}")
+        if unknown_categories not in UNKNOWN_CATEGORY_POLICIES:
+            raise ValueError(f'unknown_categories must be one of {UNKNOWN_CATEGORY_POLICIES}, '
+                             f'but got {unknown_categories!r}')
+        self.unknown_categories = unknown_categories
         if pipeline is not None and not isinstance(pipeline, (list, tuple)):
             raise TypeError('MultiSourceDataset: pipeline must be a list of transform configs, '
                             f'but got {type(pipeline).__name__}')
@@ -215,7 +226,7 @@ class MultiSourceDataset(Dataset):
         """Build the sources, the group id array and the label space (once)."""
         if self._fully_initialized:
             return
-        lengths = [self._source_length(name, dataset)
+        lengths = [self._source_length(name, dataset, self.unknown_categories)
                    for name, dataset in zip(self.group_names, self.datasets)]
         self.cumulative_sizes = np.cumsum(lengths).tolist()
         # one int per sample, from the sources' lengths only: no image is read
@@ -236,6 +247,8 @@ class MultiSourceDataset(Dataset):
             zip(self.group_names, np.diff([0, *self.cumulative_sizes]).tolist())))
         if self.unified_space is not None:
             self._sample_meta['label_space'] = self.unified_space.to_dict()
+            # which space the samples' GT labels are in: the model maps either to its heads
+            self._sample_meta['gt_label_space'] = self.label_space
         keypoints = {n: _meta(d).get('num_keypoints') for n, d in
                      zip(self.group_names, self.datasets)}
         if all(k is not None for k in keypoints.values()):
@@ -243,11 +256,13 @@ class MultiSourceDataset(Dataset):
         self._fully_initialized = True
 
     @staticmethod
-    def _source_length(name: str, dataset: Any) -> int:
-        """Load one source; its own load error is kept (chained), zero samples refused."""
+    def _source_length(name: str, dataset: Any, unknown_categories: str = 'error') -> int:
+        """Load one source; its own load error is kept (chained), zero samples refused,
+        annotations of category ids its file does not list reported."""
         try:
-            if hasattr(dataset, 'full_init'):
-                dataset.full_init()
+            with watching_categories(dataset) as unknown:
+                if hasattr(dataset, 'full_init'):
+                    dataset.full_init()
             n = len(dataset)
         except Exception as err:
             # mmengine cannot serialize an empty source; any other error (a missing file,
@@ -256,6 +271,8 @@ class MultiSourceDataset(Dataset):
             if n is None:
                 raise ValueError(f'source "{name}" failed to load: '
                                  f'{type(err).__name__}: {err}') from err
+        report_unknown_categories(name, getattr(dataset, 'ann_file', None), unknown,
+                                  unknown_categories)
         if n == 0:
             raise ValueError(f'source "{name}" has zero samples (check its ann_file, '
                              'data_prefix and filter_cfg)')
@@ -300,12 +317,28 @@ class MultiSourceDataset(Dataset):
         return meta
 
     def _unified_palette(self, group_meta: dict) -> list:
-        palette = {}
+        """One distinct colour per unified class: its source's colour when no other class
+        took it (a stock ``CocoDataset`` source with ``metainfo.classes`` keeps COCO's
+        80-colour palette, so every source's first class would be COCO's first colour),
+        else the next unused colour of the sources' palettes, else a seeded random one."""
+        own: Dict[str, tuple] = {}
         for name, meta in group_meta.items():
+            renames = (self._class_mapping or {}).get(name, {})
             for cls, colour in zip(meta['classes'], meta['palette']):
-                palette.setdefault(self._class_mapping.get(name, {}).get(cls, cls)
-                                   if self._class_mapping else cls, colour)
-        return [palette.get(c, (220, 20, 60)) for c in self.unified_space.unified_classes]
+                own.setdefault(renames.get(cls, cls), tuple(colour))
+        pool = [tuple(c) for meta in group_meta.values() for c in meta['palette']]
+        rng = np.random.RandomState(42)
+        used: set = set()
+        palette = []
+        for cls in self.unified_space.unified_classes:
+            colour = own.get(cls)
+            if colour is None or colour in used:
+                colour = next((c for c in pool if c not in used), None)
+            while colour is None or colour in used:
+                colour = tuple(int(v) for v in rng.randint(0, 256, 3))
+            used.add(colour)
+            palette.append(colour)
+        return palette
 
     @staticmethod
     def _parse_user_metainfo(meta: dict) -> dict:

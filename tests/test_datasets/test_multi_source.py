@@ -198,3 +198,34 @@ def test_a_shared_pipeline_reaches_every_source_without_its_own(sources):
     assert person.group_sizes == animal.group_sizes == dict(person=16, animal=16)
     with pytest.raises(TypeError, match='pipeline must be a list'):
         MultiSourceDataset(datasets=sources, pipeline=dict(type='LoadImageFromFile'))
+
+
+def test_annotations_of_unlisted_category_ids_are_reported(synthetic_root, tmp_path):
+    """Issue 12: mmdet drops an annotation whose category id `categories` does not list."""
+    init_default_scope('mmdet')
+    with open(osp.join(synthetic_root, 'annotations', 'animal_train.json')) as f:
+        coco = json.load(f)
+    listed = {c['id'] for c in coco['categories']}
+    stale = max(listed) + 7
+    for ann in coco['annotations'][:3]:
+        ann['category_id'] = stale
+    path = tmp_path / 'animal_stale.json'
+    path.write_text(json.dumps(coco))
+    src = source(synthetic_root, 'animal', ('cat', 'bird'))
+    src['ann_file'] = str(path)
+    with pytest.raises(ValueError, match=rf'source "animal": 3 annotations of .*animal_stale'
+                                         rf".json have category ids that its 'categories' do "
+                                         rf"not list: {stale} \(3\); fix the file, or set "
+                                         r"MultiSourceDataset\(unknown_categories='drop'\)"):
+        MultiSourceDataset(datasets=[src])
+    with mock.patch('mtl_plugin.datasets.category_check.print_log') as log:
+        ds = MultiSourceDataset(datasets=[src], unknown_categories='drop')
+    (message, ), kwargs = log.call_args
+    assert len(ds) == 16 and '3 annotations' in message and 'dropped' in message
+    assert kwargs['level'] == 30  # a warning
+    # a clean file: nothing reported, the annotations all there
+    clean = MultiSourceDataset(datasets=[source(synthetic_root, 'animal', ('cat', 'bird'))])
+    n_boxes = sum(len(clean.get_data_info(i)['instances']) for i in range(len(clean)))
+    assert n_boxes == len(coco['annotations'])
+    with pytest.raises(ValueError, match="unknown_categories must be one of"):
+        MultiSourceDataset(datasets=[src], unknown_categories='ignore')
