@@ -1,7 +1,7 @@
 """``MultiHeadDetector``: shared backbone/neck, one detection head per dataset."""
 import copy
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmcv.ops import batched_nms
@@ -14,6 +14,7 @@ from mmengine.registry import MODELS
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ...config_checks import reject_stock_keys
 from ..multitask import MultiTaskLossMixin
 from .. import heads as _aux_heads  # noqa: F401  (registers DatasetClsHead for aux_head)
 from ..necks import SoftParameterSharing
@@ -126,7 +127,9 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
                  train_cfg: Optional[CfgDict] = None,
                  test_cfg: Optional[CfgDict] = None,
                  data_preprocessor: Optional[CfgDict] = None,
-                 init_cfg: Optional[CfgDict] = None) -> None:
+                 init_cfg: Optional[CfgDict] = None,
+                 **kwargs: Any) -> None:
+        reject_stock_keys(type(self), kwargs)  # a stock bbox_head: names the fix
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.check_heads_cfg(heads)
         self.backbone = MODELS.build(backbone)

@@ -1,6 +1,6 @@
 """``MultiHeadPoseEstimator``: shared top-down backbone, one keypoint head per dataset."""
 import copy
-from typing import Dict, Optional, Union
+from typing import Any, Dict, Optional, Union
 
 import torch
 from mmengine.config import ConfigDict
@@ -10,6 +10,7 @@ from mmpose.models.pose_estimators import TopdownPoseEstimator
 from mmpose.utils.typing import SampleList
 from torch import Tensor, nn
 
+from ...config_checks import reject_stock_keys
 from ..multitask import MultiTaskLossMixin
 from .. import heads as _aux_heads  # noqa: F401  (registers DatasetClsHead for aux_head)
 from ..losses import group_context
@@ -65,7 +66,9 @@ class MultiHeadPoseEstimator(MultiTaskLossMixin, MultiHeadMixin, BaseModel):
                  train_cfg: Optional[CfgDict] = None,
                  test_cfg: Optional[CfgDict] = None,
                  data_preprocessor: Optional[CfgDict] = None,
-                 init_cfg: Optional[CfgDict] = None) -> None:
+                 init_cfg: Optional[CfgDict] = None,
+                 **kwargs: Any) -> None:
+        reject_stock_keys(type(self), kwargs)  # a stock head: names the fix
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.check_heads_cfg(heads)
         self.train_cfg = dict(train_cfg or {})
