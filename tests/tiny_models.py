@@ -83,7 +83,9 @@ def write_tiny_config(root: str, path: str, groups: bool = True) -> str:
         for src in loader.dataset.datasets:
             src.data_root = root + '/'
     if not groups:
+        shared = cfg.val_dataloader.dataset.pipeline  # the sources use the shared pipeline
         cfg.val_dataloader.dataset = cfg.val_dataloader.dataset.datasets[0]
+        cfg.val_dataloader.dataset.setdefault('pipeline', shared)
     cfg.model = dict(type='MultiHeadDetector', **backbone_neck(),
                      heads=dict(person=retina(1), animal=retina(2)),
                      train_cfg=TRAIN_CFG, test_cfg=TEST_CFG)

@@ -9,11 +9,11 @@ train_dataloader = dict(dataset=dict(
              pipeline={{_base_.train_pipeline}},
              filter_cfg=dict(filter_empty_gt=True, min_size=4))]))
 val_dataloader = dict(dataset=dict(
-    _delete_=True, type='MultiSourceDataset', datasets=[
+    _delete_=True, type='MultiSourceDataset', pipeline={{_base_.test_pipeline}}, datasets=[
         dict(type='CocoDataset', group_name='animal', data_root='data/synthetic/',
              ann_file='annotations/animal_val.json', data_prefix=dict(img='images/animal/'),
              metainfo=dict(classes=('cat', 'bird')), test_mode=True,
-             pipeline={{_base_.test_pipeline}}, filter_cfg=None)]))
+             filter_cfg=None)]))
 test_dataloader = val_dataloader
 val_evaluator = dict(_delete_=True, type='GroupedMetric', metrics=dict(
     animal=dict(type='CocoMetric', ann_file='data/synthetic/annotations/animal_val.json')))

@@ -193,6 +193,8 @@ class MultiHeadMixin:
             KeyError: A group with no head.
             ValueError: A head whose number of outputs disagrees with its dataset.
         """
+        if not (groups or label_space or group_num_keypoints):
+            return  # nothing to adopt (a plain dataset's meta): keep what the model knows
         space = dict(label_space) if label_space else {}
         group_classes = {g: tuple(c) for g, c in (space.get('group_classes') or {}).items()}
         names = list(OrderedDict.fromkeys([*(groups or {}), *group_classes,
@@ -268,6 +270,13 @@ class MultiHeadMixin:
                 raise ValueError(f'head "{name}" predicts {n} classes but has {len(classes)} '
                                  f'class names {classes}; make num_classes match')
         return out
+
+    def heads_without_classes(self) -> List[str]:
+        """Heads whose class names nobody gave: not the config (``head_classes``), nor the
+        checkpoint, nor the data the model met (their names would be placeholders)."""
+        explicit = self._explicit_head_classes or {}
+        return [h for h in self.heads if h not in explicit and not any(
+            self._group_classes.get(g) for g in self.groups_of_head(h))]
 
     @property
     def label_space(self) -> LabelSpace:

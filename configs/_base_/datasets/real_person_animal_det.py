@@ -41,10 +41,11 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=2, num_workers=0, persistent_workers=False, drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='MultiSourceDataset', datasets=[
+    # the test pipeline at the MultiSourceDataset level: where mmdet's inferencers read it
+    dataset=dict(type='MultiSourceDataset', pipeline=test_pipeline, datasets=[
         dict(type='CocoDataset', group_name=n, data_root=data_root, ann_file=s['ann_file'],
              data_prefix=dict(img=s['img']), metainfo=dict(classes=s['classes']),
-             test_mode=True, filter_cfg=None, pipeline=test_pipeline, backend_args=backend_args)
+             test_mode=True, filter_cfg=None, backend_args=backend_args)
         for n, s in sources.items()]))
 test_dataloader = val_dataloader
 val_evaluator = dict(

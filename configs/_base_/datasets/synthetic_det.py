@@ -38,11 +38,13 @@ val_dataloader = dict(
     persistent_workers=False,
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(type='MultiSourceDataset', datasets=[
+    # the test pipeline at the MultiSourceDataset level (shared by the sources): where
+    # mmdet's DetInferencer / inference_detector read it (test_dataloader.dataset.pipeline)
+    dataset=dict(type='MultiSourceDataset', pipeline=test_pipeline, datasets=[
         dict(type='CocoDataset', group_name=n, data_root=data_root,
              ann_file=f'annotations/{n}_val.json', data_prefix=dict(img=f'images/{n}/'),
              metainfo=dict(classes=c), filter_cfg=None, test_mode=True,
-             pipeline=test_pipeline, backend_args=backend_args)
+             backend_args=backend_args)
         for n, c in sources.items()]))
 test_dataloader = val_dataloader
 val_evaluator = dict(

@@ -18,9 +18,11 @@ from ...config_checks import reject_stock_keys
 from ..multitask import MultiTaskLossMixin
 from .. import heads as _aux_heads  # noqa: F401  (registers DatasetClsHead for aux_head)
 from ..necks import SoftParameterSharing
-from ..losses import group_context
+from ..losses import check_row_layouts, group_context
 from ..multi_head import MultiHeadMixin
 from ..recording import DataMapRecording
+from .label_io import (check_classes, check_heads, data_space, gt_to_output, output_table, relabel,
+                       unified_to_head_table)
 
 CfgDict = Union[dict, ConfigDict]
 
@@ -70,9 +72,19 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
     for sigmoid classification dense heads).
 
     Inference: merged by default (every head runs, labels mapped into one unified label
-    space, optional cross-head NMS with ``test_cfg.merge_nms``); with
-    ``test_cfg.route_by_group=True`` each image runs only its group's head. Predictions
-    are always in the unified label space, marked ``pred_label_space='unified'``.
+    space, optional cross-head NMS with ``test_cfg.merge_nms``); ``test_cfg.heads``
+    runs only the heads it lists; with ``test_cfg.route_by_group=True`` each image runs
+    only its group's head; :meth:`predict_per_head` gives every head's raw predictions.
+    Predictions, and the GT of the returned samples, are labelled in the *output
+    classes*, marked ``pred_label_space='unified'`` / ``gt_label_space='unified'``:
+    ``test_cfg.output_classes`` if given, else the unified classes of the dataset served
+    (its ``metainfo['classes']``), else the model's (see :mod:`.label_io`). So mmdet's
+    ``DetLocalVisualizer`` and ``CocoMetric`` read the right class names for either.
+
+    Class names of a head come from ``head_classes``, else its checkpoint, else the data
+    it meets; a head without any raises before its first loss / prediction, naming the
+    fix. A dataset may cover only some heads: the others keep their classes and get no
+    update (no loss, so no gradient).
 
     Args:
         backbone (dict): Backbone config.
@@ -104,12 +116,15 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
             ``default``, and ``rpn`` / ``rpn_proposal`` for two-stage).
         test_cfg (dict, optional): Same layout, plus ``route_by_group`` (bool),
             ``merge_nms`` (e.g. ``dict(type='nms', iou_threshold=0.6, class_agnostic=False)``),
-            ``merge_max_per_img`` (cap after merging) and ``rpn`` for two-stage.
+            ``merge_max_per_img`` (cap after merging), ``heads`` (the heads merged
+            inference runs, default all), ``output_classes`` (class names predictions are
+            labelled in, by name; classes not listed are dropped) and ``rpn`` for two-stage.
         data_preprocessor (dict, optional): Data preprocessor config.
         init_cfg (dict, optional): Initialisation config.
     """
 
-    RESERVED_TEST = ('route_by_group', 'merge_nms', 'merge_max_per_img', 'rpn')
+    RESERVED_TEST = ('route_by_group', 'merge_nms', 'merge_max_per_img', 'rpn', 'heads',
+                     'output_classes')
     RESERVED_TRAIN = ('rpn', 'rpn_proposal')
 
     def __init__(self,
@@ -158,10 +173,38 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
             built[name] = self.build_head(name, cfg)
         self.heads = ModuleDict(built)  # mmengine's: init_weights reaches every head
         self.init_routing(group_to_head, head_classes, unified_classes, class_mapping)
+        self.test_heads = check_heads(test_cfg.get('heads'), list(self.heads))
+        self.output_classes = check_classes(test_cfg.get('output_classes'),
+                                            'test_cfg.output_classes')
         self.partial_label_masking = partial_label_masking
         self.aux_head = MODELS.build(aux_head) if aux_head is not None else None
         self._check_per_head_neck()
+        check_row_layouts(self.heads, 'MultiHeadDetector')  # group weights on the right rows
         self.init_loss_weighting(loss_weighting)  # last: it reads the heads' names
+
+    # ------------------------------------------------------------------ label spaces
+    def check_head_classes(self) -> None:
+        """Raise when a head has no class names at all: before every prediction, and
+        before a loss on data that names its classes (a dataset covering only some heads
+        would otherwise train to the end and fail at validation)."""
+        if self._space is not None:
+            return  # built from known classes
+        missing = self.heads_without_classes()
+        if missing:
+            fix = ', '.join(f"{h}=[...]" for h in missing)
+            raise ValueError(
+                f'MultiHeadDetector: heads {missing} have no class names: neither the model '
+                'config (head_classes), nor its checkpoint, nor the data it meets name them '
+                '(a dataset that covers only some heads, or a plain test set); set '
+                f'model.head_classes=dict({fix}), or load a checkpoint trained with them')
+
+    def output_class_names(self) -> Tuple[str, ...]:
+        """The classes predictions are labelled in: ``test_cfg.output_classes``, else the
+        unified classes of the data the model serves, else the model's own."""
+        if self.output_classes is not None:
+            return self.output_classes
+        space = self._met.get('label_space') or {}
+        return tuple(space.get('unified_classes') or self.label_space.unified_classes)
 
     # ------------------------------------------------------------------ features
     @property
@@ -208,6 +251,8 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
         """Losses of each head on its own samples, keys prefixed ``<head>.`` (and the
         auxiliary head's on the whole batch, prefixed ``aux.``)."""
         self.meet(batch_data_samples)
+        if self._met.get('label_space'):  # the data names classes: so must every head
+            self.check_head_classes()
         x = self.extract_feat(batch_inputs)
         losses: dict = {}
         proposals = None
@@ -256,9 +301,14 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
                            for k, v in rpn_losses.items()}
 
     def _to_head_labels(self, head_name: str, sample):
-        """Copy of ``sample`` with GT labels in the head's label space (if they differ)."""
+        """Copy of ``sample`` with GT labels in the head's label space (if they differ):
+        from its group's labels, or from the unified ones (``gt_label_space='unified'``)."""
         group = sample.metainfo['group_name']
-        table = self.group_to_head_labels(group, head_name)
+        if sample.metainfo.get('gt_label_space') == 'unified':
+            table = unified_to_head_table(data_space(self._met), self.label_space,
+                                          head_name, group)
+        else:
+            table = self.group_to_head_labels(group, head_name)
         if table is None:
             return sample
         sample = sample.clone()  # shallow: gt_instances is copied too, not relabelled in place
@@ -295,20 +345,28 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
     # ------------------------------------------------------------------ inference
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,
                 rescale: bool = True) -> SampleList:
-        """Merged (all heads) or routed predictions in the unified label space."""
+        """Merged (all heads, or ``test_cfg.heads``) or routed predictions, labelled in
+        :meth:`output_class_names`; the returned samples' GT too."""
         self.meet(batch_data_samples)
+        self.check_head_classes()
+        everyone = list(range(len(batch_data_samples)))
         if self.route_by_group:
             plan = self.route(batch_data_samples)
         else:
-            plan = OrderedDict((h, list(range(len(batch_data_samples)))) for h in self.heads)
+            plan = OrderedDict((h, everyone) for h in self.test_heads or self.heads)
         per_head = self._predict_heads(batch_inputs, batch_data_samples, plan, rescale)
         per_image: List[List[InstanceData]] = [[] for _ in batch_data_samples]
         for head_name, idx in plan.items():
             for i, res in zip(idx, per_head[head_name]):
                 res.labels = self.head_to_unified(head_name, res.labels)
                 per_image[i].append(res)
-        merged = [self._merge(parts) for parts in per_image]
+        out_classes = self.output_class_names()
+        table = output_table(self.label_space.unified_classes, out_classes,
+                             explicit=self.output_classes is not None)
+        merged = [relabel(self._merge(parts), table) for parts in per_image]
+        space = data_space(self._met)
         for sample in batch_data_samples:
+            gt_to_output(space, sample, out_classes)
             sample.set_metainfo(dict(pred_label_space='unified'))
         return self.add_pred_to_datasample(batch_data_samples, merged)
 
