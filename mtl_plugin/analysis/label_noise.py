@@ -1,6 +1,6 @@
 """Inject known label noise into a COCO dict (for tests and the data-tool benchmarks)."""
 import copy
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -10,12 +10,13 @@ NOISE_KINDS = ('swap_class', 'drop', 'shift_box')
 
 
 def inject_label_noise(coco: dict, rate: float, kinds: Sequence[str] = NOISE_KINDS,
-                       seed: int = 0, shift: float = 0.6) -> Tuple[dict, List[dict]]:
+                       seed: int = 0, shift: float = 0.6,
+                       classes: Optional[Sequence[str]] = None) -> Tuple[dict, List[dict]]:
     """Corrupt a fraction of the annotations of a COCO dict (the input is not modified).
 
     Each chosen annotation gets one kind, drawn uniformly from ``kinds``:
 
-    - ``'swap_class'``: another category of the file (skipped for a one-category file);
+    - ``'swap_class'``: another of the source's classes (skipped for a one-class source);
     - ``'drop'``: the annotation is removed (a missing label);
     - ``'shift_box'``: the box moves by ``shift`` times its width and height (clipped to
       the image), so it no longer covers the object.
@@ -26,6 +27,10 @@ def inject_label_noise(coco: dict, rate: float, kinds: Sequence[str] = NOISE_KIN
         kinds (Sequence[str]): Kinds to draw from. Defaults to all three.
         seed (int): Seed of the draw; the output is a function of the arguments.
         shift (float): Box shift for ``'shift_box'``, in box sizes. Defaults to 0.6.
+        classes (Sequence[str], optional): The classes the source annotates (its
+            ``metainfo.classes``, what training reads): swaps stay among these even when
+            the file lists more categories (e.g. after merging). Defaults to every
+            category of the file.
 
     Returns:
         tuple[dict, list[dict]]: The noisy copy and one record per corrupted annotation:
@@ -38,7 +43,11 @@ def inject_label_noise(coco: dict, rate: float, kinds: Sequence[str] = NOISE_KIN
     if unknown or not kinds:
         raise ValueError(f'kinds must be a non-empty subset of {NOISE_KINDS}, but got '
                          f'{list(kinds)!r}')
-    cat_ids = [c['id'] for c in coco['categories']]
+    cat_ids = [c['id'] for c in coco['categories'] if classes is None or c['name'] in classes]
+    if classes is not None and len(cat_ids) != len(set(classes)):
+        names = [c['name'] for c in coco['categories']]
+        raise ValueError(f'classes {sorted(set(classes) - set(names))} are not categories of '
+                         f'the file (its categories: {names}), but got classes={classes!r}')
     if 'swap_class' in kinds and len(cat_ids) < 2:
         if list(kinds) == ['swap_class']:
             raise ValueError("'swap_class' needs >= 2 categories; give other kinds")
