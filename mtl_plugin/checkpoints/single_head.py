@@ -72,8 +72,15 @@ def _stock_head_prefix(state: Mapping[str, Tensor], head_prefix: Optional[str]) 
     return found[0]
 
 
+def _default_parts(model: nn.Module, state: Mapping[str, Tensor]) -> Tuple[str, ...]:
+    """The shared modules the model has and the checkpoint holds."""
+    return tuple(p for p in ('backbone', 'neck', 'rpn_head')
+                 if getattr(model, p, None) is not None
+                 and any(k.startswith(p + '.') for k in state))
+
+
 def single_head_key_map(model: nn.Module, head: str, state: Mapping[str, Tensor],
-                        parts: Sequence[str] = ('backbone', 'neck'),
+                        parts: Optional[Sequence[str]] = None,
                         head_prefix: Optional[str] = None) -> Dict[str, str]:
     """Stock prefix -> multi-head prefix, for the head and the shared parts.
 
@@ -81,9 +88,9 @@ def single_head_key_map(model: nn.Module, head: str, state: Mapping[str, Tensor]
         model (nn.Module): A ``MultiHeadDetector`` / ``MultiHeadPoseEstimator``.
         head (str): The head to initialise (a key of ``model.heads``).
         state (Mapping[str, Tensor]): The single-head state dict.
-        parts (Sequence[str]): Shared modules to take from the checkpoint too
-            (``'backbone'``, ``'neck'``; ``'rpn_head'`` for two-stage). Defaults to
-            ``('backbone', 'neck')``.
+        parts (Sequence[str], optional): Shared modules to take from the checkpoint too
+            (``'backbone'``, ``'neck'``, ``'rpn_head'``). Defaults to those of them that
+            the model has and the checkpoint holds.
         head_prefix (str, optional): The head's name in the checkpoint. Defaults to the
             one of ``bbox_head`` / ``roi_head`` / ``head`` it holds.
 
@@ -97,7 +104,7 @@ def single_head_key_map(model: nn.Module, head: str, state: Mapping[str, Tensor]
     if head not in heads:
         raise KeyError(f'head={head!r} is not a head of the model; heads: {list(heads)}')
     mapping = {_stock_head_prefix(state, head_prefix): f'heads.{head}'}
-    for part in parts:
+    for part in _default_parts(model, state) if parts is None else parts:
         module = getattr(model, part, None)
         if module is None:
             raise KeyError(f'parts: the model has no {part!r} to initialise (it is None or '
@@ -137,7 +144,7 @@ def _check_part(src: str, dst: str, source: Dict[str, Tensor],
 
 
 def load_single_head(model: nn.Module, checkpoint: Union[str, Mapping[str, Any]],
-                     head: str, parts: Sequence[str] = ('backbone', 'neck'),
+                     head: str, parts: Optional[Sequence[str]] = None,
                      head_prefix: Optional[str] = None,
                      map_location: str = 'cpu') -> Dict[str, int]:
     """Initialise one head and the shared parts from a stock single-head checkpoint.
@@ -150,8 +157,9 @@ def load_single_head(model: nn.Module, checkpoint: Union[str, Mapping[str, Any]]
         checkpoint (str | Mapping): Path / URL of an mmdet / mmpose checkpoint, or its
             loaded dict, or a state dict.
         head (str): The head to initialise, e.g. ``'person'``.
-        parts (Sequence[str]): Shared modules to initialise too. Defaults to
-            ``('backbone', 'neck')`` (a model without a neck: pass ``('backbone',)``).
+        parts (Sequence[str], optional): Shared modules to initialise too
+            (``'backbone'``, ``'neck'``, ``'rpn_head'``). Defaults to those of them that
+            the model has and the checkpoint holds; ``()`` for the head alone.
         head_prefix (str, optional): The head's name in the checkpoint. Defaults to the
             one of ``bbox_head`` / ``roi_head`` / ``head`` it holds.
         map_location (str): Where to load the tensors. Defaults to ``'cpu'``.
@@ -188,25 +196,27 @@ class SingleHeadPretrained:
     Args:
         checkpoint (str): Path / URL of the single-head checkpoint.
         head (str): The head to initialise.
-        parts (Sequence[str]): Shared modules to initialise too. Defaults to
-            ``('backbone', 'neck')``.
+        parts (Sequence[str], optional): Shared modules to initialise too. Defaults to
+            those of ``backbone`` / ``neck`` / ``rpn_head`` the model has and the
+            checkpoint holds.
         head_prefix (str, optional): The head's name in the checkpoint. Defaults to the
             one of ``bbox_head`` / ``roi_head`` / ``head`` it holds.
         map_location (str): Defaults to ``'cpu'``.
     """
 
-    def __init__(self, checkpoint: str, head: str,
-                 parts: Sequence[str] = ('backbone', 'neck'),
+    def __init__(self, checkpoint: str, head: str, parts: Optional[Sequence[str]] = None,
                  head_prefix: Optional[str] = None, map_location: str = 'cpu') -> None:
         if not isinstance(checkpoint, str) or not checkpoint:
             raise TypeError(f'SingleHeadPretrained: checkpoint must be a path or URL, but got '
                             f'{checkpoint!r}')
         if not isinstance(head, str) or not head:
             raise TypeError(f'SingleHeadPretrained: head must be a head name, but got {head!r}')
-        if isinstance(parts, str) or not all(isinstance(p, str) for p in parts):
+        if parts is not None and (isinstance(parts, str)
+                                  or not all(isinstance(p, str) for p in parts)):
             raise TypeError("SingleHeadPretrained: parts must be a list of module names "
                             f"(e.g. ['backbone', 'neck']), but got {parts!r}")
-        self.checkpoint, self.head, self.parts = checkpoint, head, tuple(parts)
+        self.checkpoint, self.head = checkpoint, head
+        self.parts = None if parts is None else tuple(parts)
         self.head_prefix, self.map_location = head_prefix, map_location
 
     def __call__(self, module: nn.Module) -> None:
@@ -221,4 +231,4 @@ class SingleHeadPretrained:
 
     def __repr__(self) -> str:
         return (f'SingleHeadPretrained(checkpoint={self.checkpoint!r}, head={self.head!r}, '
-                f'parts={list(self.parts)}, head_prefix={self.head_prefix!r})')
+                f'parts={self.parts!r}, head_prefix={self.head_prefix!r})')

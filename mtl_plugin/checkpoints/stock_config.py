@@ -7,15 +7,16 @@ loss it wraps, ``GroupWeightedKeypointMSELoss`` into ``KeypointMSELoss``...); an
 of the plugin's is refused with an error naming it.
 """
 import copy
+import importlib
 import inspect
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import mmengine.registry as root_registries
 from mmengine.config import ConfigDict
-from mmengine.registry import MODELS, Registry
+from mmengine.registry import HOOKS, MODELS, VISUALIZERS, Registry
 
 __all__ = ['PluginTypeError', 'plugin_type_names', 'plugin_types_in', 'to_plain',
-           'stock_module_cfg', 'test_data_cfgs', 'runtime_cfg']
+           'stock_module_cfg', 'stock_display_cfg', 'test_data_cfgs', 'runtime_cfg']
 
 #: top-level config keys carried over to an exported config (when free of plugin types)
 RUNTIME_KEYS = ('default_scope', 'default_hooks', 'env_cfg', 'log_processor', 'log_level',
@@ -72,15 +73,32 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
-def _stock_parent(cls: type, where: str) -> str:
-    """The registered name of ``cls``'s first stock base class (mmdet / mmpose)."""
-    from mmdet.registry import MODELS as MMDET_MODELS
-    registries = [('mmdet', MMDET_MODELS)]
-    try:
-        from mmpose.registry import MODELS as MMPOSE_MODELS
-        registries.append(('mmpose', MMPOSE_MODELS))
-    except ImportError:  # pragma: no cover - mmpose is a dependency of the pose models
-        pass
+def _resolve(obj: Any) -> Any:
+    """The class behind a lazily registered name (``register_lazy`` of ``models/utils.py``,
+    ``visualization/__init__.py``: a builder function, named as the class, that imports
+    the module defining it)."""
+    if isinstance(obj, type) or not inspect.isfunction(obj) or not _is_ours(obj):
+        return obj
+    found = inspect.getclosurevars(obj)
+    module = found.nonlocals.get('module', found.globals.get('_MODULE', obj.__module__))
+    resolved = getattr(importlib.import_module(module), obj.__name__, obj)
+    return resolved if isinstance(resolved, type) else obj
+
+
+def _stock_registries(kind: str) -> List[Tuple[str, Registry]]:
+    """``(scope, registry)`` of mmdet's and mmpose's registry ``kind`` (``'MODELS'``...)."""
+    found = []
+    for scope in ('mmdet', 'mmpose'):
+        try:
+            found.append((scope, getattr(importlib.import_module(f'{scope}.registry'), kind)))
+        except ImportError:  # pragma: no cover - both are dependencies of the plugin
+            continue
+    return found
+
+
+def _stock_parent(cls: type, where: str, kind: str = 'MODELS') -> str:
+    """The registered name (``'<scope>.<name>'``) of ``cls``'s first stock base class."""
+    registries = _stock_registries(kind)
     for base in cls.__mro__[1:]:
         if _is_ours(base):
             continue
@@ -91,6 +109,18 @@ def _stock_parent(cls: type, where: str) -> str:
     raise PluginTypeError(f'{where}: {cls.__name__} is the plugin\'s and has no stock '
                           'parent class; an exported config cannot hold it (replace it '
                           'with a stock module before exporting)')
+
+
+def _as_parent(cfg: Mapping, cls: type, where: str, registry: Registry, kind: str) -> dict:
+    """``cfg`` as the stock parent of ``cls``, without the arguments it does not take."""
+    parent = _stock_parent(cls, where, kind)
+    theirs = inspect.signature(registry.get(parent).__init__).parameters
+    ours = inspect.signature(cls.__init__).parameters
+    if any(p.kind == p.VAR_KEYWORD for p in theirs.values()):  # drop only our own args
+        keep = [k for k in cfg if k in theirs or k not in ours]
+    else:
+        keep = [k for k in cfg if k in theirs]
+    return {k: cfg[k] for k in keep if k != 'type'} | dict(type=parent)
 
 
 def stock_module_cfg(cfg: Any, where: str) -> Any:
@@ -110,7 +140,7 @@ def stock_module_cfg(cfg: Any, where: str) -> Any:
         return cfg
     cfg = {k: stock_module_cfg(v, f'{where}.{k}') for k, v in cfg.items()}
     kind = _bare(cfg.get('type'))
-    obj = MODELS.get(kind) if isinstance(kind, str) else None
+    obj = _resolve(MODELS.get(kind)) if isinstance(kind, str) else None
     if obj is None or not _is_ours(obj):
         return cfg
     if kind == 'GroupWeightedLoss':
@@ -119,9 +149,20 @@ def stock_module_cfg(cfg: Any, where: str) -> Any:
         raise PluginTypeError(f'{where}: type {cfg["type"]!r} is the plugin\'s; only its '
                               'losses have stock equivalents (export a head built from '
                               'stock mmdet / mmpose modules)')
-    parent = _stock_parent(obj, where)
-    accepted = inspect.signature(MODELS.get(parent).__init__).parameters
-    return {k: v for k, v in cfg.items() if k == 'type' or k in accepted} | dict(type=parent)
+    return _as_parent(cfg, obj, where, MODELS, 'MODELS')
+
+
+def stock_display_cfg(cfg: Any, where: str, registry: Registry, kind: str) -> Any:
+    """A visualizer / hook config of the plugin's as its stock parent (they only draw or
+    log), None when it has none; a stock one as it is."""
+    name = _bare(cfg.get('type')) if isinstance(cfg, Mapping) else None
+    obj = _resolve(registry.get(name)) if isinstance(name, str) else None
+    if obj is None or not _is_ours(obj):
+        return None if plugin_types_in(cfg) else cfg
+    try:
+        return _as_parent(cfg, obj, where, registry, kind)
+    except PluginTypeError:
+        return None
 
 
 def _source_of(dataset: Mapping, groups: Sequence[str], head: str) -> Dict[str, Any]:
@@ -180,14 +221,20 @@ def test_data_cfgs(cfg: Mapping, groups: Sequence[str], head: str,
                               group)
     out = dict(test_dataloader=loader, val_dataloader=copy.deepcopy(loader),
                test_cfg=dict(type='TestLoop'), val_cfg=dict(type='ValLoop'))
+    if source.get('pipeline') is not None:  # as stock configs have it
+        out['test_pipeline'] = copy.deepcopy(source['pipeline'])
+    if 'data_mode' in cfg:  # MMPoseInferencer reads it
+        out['data_mode'] = cfg['data_mode']
+    if 'dataset_type' in cfg:  # MMPoseInferencer: which default detector
+        out['dataset_type'] = _bare(source.get('type'))
     if evaluator is not None:
         out.update(test_evaluator=evaluator, val_evaluator=copy.deepcopy(evaluator))
     return out
 
 
 def runtime_cfg(cfg: Mapping) -> Dict[str, Any]:
-    """The runtime entries of ``cfg`` that load without the plugin (plugin hooks and a
-    plugin visualizer are left out)."""
+    """The runtime entries of ``cfg`` that load without the plugin: the plugin's
+    visualizer and hooks become their stock parents (or are left out)."""
     names = plugin_type_names()
     out: Dict[str, Any] = {}
     for key in RUNTIME_KEYS:
@@ -195,11 +242,15 @@ def runtime_cfg(cfg: Mapping) -> Dict[str, Any]:
             continue
         value = to_plain(cfg[key])
         if key == 'default_hooks' and isinstance(value, Mapping):
-            value = {k: v for k, v in value.items() if not plugin_types_in(v, names=names)}
-        if not plugin_types_in(value, names=names):
+            value = {k: stock_display_cfg(v, f'default_hooks.{k}', HOOKS, 'HOOKS')
+                     for k, v in value.items()}
+            value = {k: v for k, v in value.items() if v is not None}
+        elif key == 'visualizer':
+            value = stock_display_cfg(value, key, VISUALIZERS, 'VISUALIZERS')
+        if value is not None and not plugin_types_in(value, names=names):
             out[key] = value
-    hooks = [h for h in to_plain(cfg.get('custom_hooks') or [])
-             if not plugin_types_in(h, names=names)]
-    if hooks:
-        out['custom_hooks'] = hooks
+    hooks = [stock_display_cfg(h, f'custom_hooks[{i}]', HOOKS, 'HOOKS')
+             for i, h in enumerate(to_plain(cfg.get('custom_hooks') or []))]
+    if any(h is not None for h in hooks):
+        out['custom_hooks'] = [h for h in hooks if h is not None]
     return out

@@ -14,10 +14,11 @@ from mmengine.config import Config, ConfigDict
 from mmengine.dataset import pseudo_collate
 from mmengine.model.weight_init import bias_init_with_prob
 from mmengine.registry import MODELS, init_default_scope
+from tiny_pose import tiny_head, tiny_pose_config
 from tiny_models import (GROUP_CLASSES, META, TEST_CFG, TRAIN_CFG, backbone_neck, batch,
                          build_detector, retina, write_tiny_config)
 
-from conftest import PYTHON, REPO, run_tool
+from conftest import PYTHON, run_tool
 from mtl_plugin.checkpoints import (PluginTypeError, SingleHeadMismatchError, export_head,
                                     load_single_head)
 from mtl_plugin.checkpoints.stock_config import stock_module_cfg
@@ -144,6 +145,51 @@ def test_load_single_head_names_mismatched_keys(stock_ckpt):
                                  if not k.startswith('neck.fpn_convs')}, head='person')
 
 
+def _pose_batch(cfg, img, group=None):
+    """``inference_topdown``'s batch of :data:`BBOXES` on ``img`` (COCO keypoint meta)."""
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    meta = parse_pose_metainfo(dict(from_file='configs/_base_/datasets/coco.py'))
+    pipeline = Compose(cfg.test_dataloader.dataset.pipeline)
+    data = []
+    for bbox in BBOXES:
+        packed = pipeline(dict(img_path=img, bbox=bbox[None],
+                               bbox_score=np.ones(1, dtype=np.float32), **meta))
+        if group is not None:
+            packed['data_samples'].set_metainfo(dict(group_name=group))
+        data.append(packed)
+    return pseudo_collate(data)
+
+
+def test_pose_head_and_backbone_from_a_stock_topdown_checkpoint(tmp_path):
+    cfg = tiny_pose_config(str(tmp_path / 'no_data'))
+    init_default_scope('mmpose')
+    stock = _built(Config(dict(model=dict(
+        type='TopdownPoseEstimator', data_preprocessor=cfg.model.data_preprocessor,
+        backbone=cfg.model.backbone, head=tiny_head(17), test_cfg=cfg.model.test_cfg))),
+        'mmpose', seed=5)
+    path = str(tmp_path / 'stock_pose.pth')
+    torch.save(dict(state_dict=stock.state_dict()), path)
+    cfg.model.init_cfg = dict(type='SingleHeadPretrained', checkpoint=path, head='person')
+    model = _built(cfg, 'mmpose', seed=0, perturb=False)  # init_weights() applies it
+    assert _same({k: v for k, v in stock.state_dict().items() if k.startswith('backbone.')},
+                 {k: v for k, v in model.state_dict().items() if k.startswith('backbone.')}) == []
+    assert _same({k[len('head.'):]: v for k, v in stock.state_dict().items()
+                  if k.startswith('head.')},
+                 {k[len('heads.person.'):]: v for k, v in model.state_dict().items()
+                  if k.startswith('heads.person.')}) == []
+    animal = model.heads.animal.final_layer  # HeatmapHead's own init: N(0, 0.001), bias 0
+    assert torch.equal(animal.bias, torch.zeros(20)) and float(animal.weight.std()) < 0.002
+    img = str(tmp_path / 'image.png')
+    mmcv.imwrite(np.random.default_rng(1).integers(0, 255, (128, 128, 3), dtype=np.uint8), img)
+    with torch.no_grad():
+        want = stock.test_step(_pose_batch(cfg, img))
+        got = model.test_step(_pose_batch(cfg, img, group='person'))
+    for g, w in zip(got, want):
+        assert np.array_equal(g.pred_instances.keypoints, w.pred_instances.keypoints)
+        assert np.array_equal(g.pred_instances.keypoint_scores,
+                              w.pred_instances.keypoint_scores)
+
+
 # ---------------------------------------------------------------------------------- out
 #: run by a Python that cannot import the plugin: plain mmdet / mmpose on the exported files
 STOCK_SCRIPT = '''
@@ -176,8 +222,7 @@ print('RESULT ' + json.dumps(dict(
     pose_dataset=pose.dataset_meta['dataset_name'], pose_type=type(pose).__name__,
     plugin_modules=sorted(m for m in sys.modules if m.split('.')[0] == 'mtl_plugin'))))
 '''
-POSE_CONFIG = f'{REPO}/configs/pose/multihead-td-hm_res18_1xb4-1e_coco-ap10k-128x96.py'
-BBOXES = np.array([[10, 12, 90, 110], [30, 5, 120, 100]], dtype=np.float32)
+BBOXES = np.array([[10, 12, 90, 110], [30, 5, 120, 100]], dtype=np.float32)  # xyxy
 
 
 def _multi_head_det(tmp):
@@ -196,22 +241,22 @@ def _multi_head_det(tmp):
     return model, path, str(tmp / 'multi_det.pth')
 
 
-def _built(cfg, scope, seed):
+def _built(cfg, scope, seed, perturb=True):
     init_default_scope(scope)
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
     model.init_weights()
-    return _perturb(model, seed).eval()
+    return (_perturb(model, seed) if perturb else model).eval()
 
 
 def _multi_head_pose(tmp):
-    cfg = Config.fromfile(POSE_CONFIG)
+    cfg = tiny_pose_config(str(tmp / 'no_data'))  # COCO 17 + Animal-Pose 20 keypoints
     cfg.model.heads.person.loss = dict(type='GroupWeightedKeypointMSELoss',
                                        use_target_weight=True, group_id_weight={1: 2.0})
     path = str(tmp / 'multi_pose.py')
     cfg.dump(path)
     model = _built(cfg, 'mmpose', seed=3)
-    model.adopt(groups=dict(person=0, animal=1), group_num_keypoints=dict(person=17, animal=17))
+    model.adopt(groups=dict(person=0, animal=1), group_num_keypoints=dict(person=17, animal=20))
     torch.save(dict(state_dict=model.state_dict(), meta={}), str(tmp / 'multi_pose.pth'))
     return model, path, str(tmp / 'multi_pose.pth')
 
@@ -300,6 +345,10 @@ def test_export_pose_head_is_a_stock_topdown_estimator(exported):
     assert cfg.model.type == 'TopdownPoseEstimator' and cfg.model.head.out_channels == 17
     assert cfg.model.head.loss == dict(type='mmpose.KeypointMSELoss', use_target_weight=True)
     assert cfg.model.test_cfg == dict(flip_test=True, flip_mode='heatmap', shift_heatmap=True)
+    # the plugin's visualizer as its stock parent; MMPoseInferencer's keys of the source
+    assert cfg.visualizer.type == 'mmpose.PoseLocalVisualizer'
+    assert (cfg.data_mode, cfg.dataset_type) == ('topdown', 'CocoDataset')
+    assert cfg.test_pipeline == cfg.test_dataloader.dataset.pipeline
     ckpt = torch.load(exported['pose_pth'], weights_only=True)
     meta = ckpt['meta']['dataset_meta']
     assert meta['dataset_name'] == 'coco' and meta['num_keypoints'] == 17
