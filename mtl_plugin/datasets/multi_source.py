@@ -312,6 +312,8 @@ class MultiSourceDataset(Dataset):
             meta['label_spaces'] = self.unified_space.to_dict()
         meta.update(group_names=tuple(self.group_names),
                     group_name_to_id=dict(zip(self.group_names, self.group_id_list)),
+                    group_ann_files={n: getattr(d, 'ann_file', None) or None
+                                     for n, d in zip(self.group_names, self.datasets)},
                     group_metainfo=group_meta,
                     label_space=self.label_space)
         return meta

@@ -11,6 +11,7 @@ from ..config_checks import reject_stock_keys
 from ..groups import Groups, normalize_group_key
 from ..labels import LabelSpace
 from ..routing import get_group_name
+from .ann_file_check import check_ann_file
 
 
 @METRICS.register_module()
@@ -97,6 +98,15 @@ class GroupedMetric(BaseMetric):
                                f'dataset does not have; its groups: {list(group_meta)}')
             for metric in metrics:
                 metric.dataset_meta = group_meta.get(group, dataset_meta)
+        uncovered = [g for g in group_meta if g not in self.metrics]
+        if uncovered:  # found here, when the loop is built: before any training step
+            raise KeyError(f'GroupedMetric: the dataset\'s groups {uncovered} have no metric; '
+                           f'add metrics=dict({uncovered[0]}=dict(type=...)) (configured: '
+                           f'{list(self.metrics)})')
+        for group, ann_file in (dataset_meta.get('group_ann_files') or {}).items():
+            for metric in self.metrics.get(group, []):
+                check_ann_file(group, ann_file, metric,
+                               group_meta.get(group, {}).get('classes') or ())
         self._label_space = None
         if dataset_meta.get('label_spaces'):  # the dataset's own, with its class_mapping
             self._label_space = LabelSpace.from_dict(dataset_meta['label_spaces'])

@@ -97,3 +97,39 @@ def test_unknown_metric_names_group_and_fix():
     with pytest.raises(KeyError, match=r"metric 'NoSuchMetric' of group 'person' is not a "
                                        r'registered metric'):
         GroupedMetric(metrics=dict(person=dict(type='NoSuchMetric')))
+
+
+def test_coverage_and_swapped_ann_files_fail_when_the_loop_is_built(synthetic_root, tmp_path):
+    """Issue 12: a group without a metric, or swapped ann files, failed after training."""
+    from mtl_plugin.datasets import MultiSourceDataset
+    init_default_scope('mmdet')
+    ann = {g: osp.join(synthetic_root, f'annotations/{g}_val.json') for g in GROUPS}
+    dataset = MultiSourceDataset(datasets=[
+        dict(type='CocoDataset', group_name=g, data_root=synthetic_root, ann_file=ann[g],
+             data_prefix=dict(img=f'images/{g}/'), metainfo=dict(classes=c), pipeline=[])
+        for g, c in GROUPS.items()])
+    assert dataset.metainfo['group_ann_files'] == ann
+
+    def grouped(files):
+        return METRICS.build(dict(type='GroupedMetric', metrics={
+            g: dict(type='CocoMetric', ann_file=f) for g, f in files.items()}))
+
+    grouped(ann).dataset_meta = dataset.metainfo  # the right files: fine
+    with pytest.raises(KeyError, match=r"groups \['animal'\] have no metric; add "
+                                       r"metrics=dict\(animal=dict\(type=...\)\)"):
+        grouped(dict(person=ann['person'])).dataset_meta = dataset.metainfo
+    swapped = grouped(dict(person=ann['animal'], animal=ann['person']))
+    with pytest.raises(ValueError, match=r'metric of group "person" \(CocoMetric\) evaluates '
+                                         r"on an annotation file whose categories lack the "
+                                         r"group's classes \['person'\].*swapped"):
+        swapped.dataset_meta = dataset.metainfo
+    # same categories, other images: the image check
+    other = osp.join(str(tmp_path), 'person_other.json')
+    coco = json.load(open(ann['person']))
+    for img in coco['images']:
+        img['file_name'] = 'other_' + img['file_name']
+    json.dump(coco, open(other, 'w'))
+    with pytest.raises(ValueError, match=r'metric of group "person" \(CocoMetric\) evaluates '
+                                         r'on an annotation file without \d+ of the \d+ images'
+                                         r".*person_val.json \(e.g. id 1, 'val_000000.jpg'\)"):
+        grouped(dict(ann, person=other)).dataset_meta = dataset.metainfo
