@@ -1,7 +1,6 @@
 """A multi-head pose checkpoint at mmpose's own doors: init_model, inference_topdown,
 MMPoseInferencer, the visualizer; detector boxes routed by class to their dataset's head."""
 import os.path as osp
-import shutil
 
 import numpy as np
 import pytest
@@ -26,8 +25,7 @@ def tiny_pose(shared_real, tmp_path_factory):
     meta: everything inference needs comes from the model's own state."""
     import mtl_plugin  # noqa: F401
     tmp = tmp_path_factory.mktemp('pose_entry')
-    root = str(tmp / 'real')
-    shutil.copytree(shared_real, root)
+    root = shared_real  # read only
     cfg_path = write_tiny_pose_config(root, str(tmp / 'tiny_pose.py'))
     cfg = Config.fromfile(cfg_path)
     init_default_scope('mmpose')
@@ -243,3 +241,28 @@ def test_inference_det_pose_takes_the_groups_of_a_multi_head_detector(
     assert classes == ('person', 'cat', 'bird')
     assert [(s.group_name, s.pred_instances.keypoints.shape[1]) for s in out] == [
         ('animal', 20), ('person', 17), ('animal', 20)]
+
+
+def test_demo_det_pose_writes_the_routed_keypoints(tiny_pose):
+    """tools/demo_det_pose.py on the real samples (oracle boxes, the tiny checkpoint)."""
+    import importlib.util
+    import json
+    import mmcv
+    from conftest import REPO
+    spec = importlib.util.spec_from_file_location(
+        'demo_det_pose', osp.join(REPO, 'tools', 'demo_det_pose.py'))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    out = str(tiny_pose['tmp'] / 'demo')
+    demo.main(['--out-dir', out, '--pose-config', tiny_pose['cfg'], '--pose-checkpoint',
+               tiny_pose['ckpt'], '--data-root', tiny_pose['root'], '--kpt-thr', '0'])
+    with open(osp.join(out, 'det_pose.json')) as f:
+        report = json.load(f)
+    routed = {img: [(b['class_name'], b['head'], len(b['keypoints'])) for b in boxes]
+              for img, boxes in report['images'].items()}
+    assert routed == {'000000196141.jpg': [('person', 'person', 17)] * 5,
+                      '000000000004.jpg': [('antelope', 'animal', 20)],
+                      'ho105.jpeg': [('cat', 'animal', 20)]}
+    drawn = mmcv.imread(osp.join(out, 'ho105.png'))
+    assert drawn.shape == mmcv.imread(osp.join(tiny_pose['root'], 'animalpose',
+                                               'ho105.jpeg')).shape
