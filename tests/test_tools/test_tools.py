@@ -151,3 +151,23 @@ def test_stock_mmdet_train_and_test_without_any_hook(synthetic_root, tmp_path):
     log = res.stdout + res.stderr
     assert 'HeadIsolationHook' not in log
     assert 'person/coco/bbox_mAP:' in log and 'animal/coco/bbox_mAP:' in log
+
+
+@pytest.mark.slow
+def test_two_node_launch_on_one_machine(synthetic_root, tmp_path):
+    """``torchrun --nnodes 2`` (one launch per node, as on a cluster), multi-head model."""
+    import subprocess
+    port = str(_free_port())
+    opts = _synthetic_opts(synthetic_root) + ['train_cfg.max_epochs=1', 'train_cfg.val_interval=10']
+    procs = [subprocess.Popen(
+        ['bash', 'tools/dist_train.sh', DEMO_MULTI, '1', '--work-dir', str(tmp_path),
+         '--cfg-options', *opts], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, env=dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1', PYTHON=PYTHON,
+                            NNODES='2', NODE_RANK=str(rank), PORT=port))
+        for rank in (0, 1)]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert 'Distributed training: True' in logs[0] and 'GPU number: 2' in logs[0]
+    # 32 training images, batch 8 per rank, 2 ranks (one per node) -> 2 iterations per epoch
+    assert 'Epoch(train) [1][2/2]' in logs[0]
+    assert osp.exists(osp.join(str(tmp_path), 'epoch_1.pth'))
