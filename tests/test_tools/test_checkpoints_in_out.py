@@ -210,13 +210,17 @@ from mmpose.apis import inference_topdown, init_model
 
 exp = torch.load(sys.argv[1], weights_only=False)
 torch.set_num_threads(exp['threads'])  # as the parent: CPU kernels split sums by thread
-det = init_detector(exp['det_cfg'], exp['det_pth'], device='cpu')
-res = inference_detector(det, exp['img']).pred_instances
+dets = {}
+for name, (cfg, pth, want) in exp['dets'].items():
+    det = init_detector(cfg, pth, device='cpu')
+    res = inference_detector(det, exp['img']).pred_instances
+    dets[name] = dict(equal=[torch.equal(res[k], want[k]) for k in ('bboxes', 'scores', 'labels')],
+                      boxes=len(res), classes=list(det.dataset_meta['classes']),
+                      type=type(det).__name__)
 pose = init_model(exp['pose_cfg'], exp['pose_pth'], device='cpu')
 kpts = inference_topdown(pose, exp['img'], exp['bboxes'])
 print('RESULT ' + json.dumps(dict(
-    det=[torch.equal(res[k], exp['det'][k]) for k in ('bboxes', 'scores', 'labels')],
-    det_boxes=len(res), det_classes=list(det.dataset_meta['classes']),
+    dets=dets,
     pose=[bool(np.array_equal(p.pred_instances[k], e[k])) for p, e in zip(kpts, exp['pose'])
           for k in ('keypoints', 'keypoint_scores')],
     pose_dataset=pose.dataset_meta['dataset_name'], pose_type=type(pose).__name__,
@@ -261,15 +265,15 @@ def _multi_head_pose(tmp):
     return model, path, str(tmp / 'multi_pose.pth')
 
 
-def _expected_det(model, cfg_path, img):
-    """The multi-head model's person head on the stock pipeline's input of ``img``."""
+def _expected_det(model, cfg_path, img, head='person'):
+    """The multi-head model's ``head`` on the stock pipeline's input of ``img``."""
     init_default_scope('mmdet')
     data = Compose(get_test_pipeline_cfg(Config.fromfile(cfg_path)))(dict(img_path=img,
                                                                          img_id=0))
     data = model.data_preprocessor(dict(inputs=[data['inputs']],
                                         data_samples=[data['data_samples']]), False)
     with torch.no_grad():
-        res = model.predict_per_head(data['inputs'], data['data_samples'])['person'][0]
+        res = model.predict_per_head(data['inputs'], data['data_samples'])[head][0]
     return {k: res[k] for k in ('bboxes', 'scores', 'labels')}
 
 
@@ -306,8 +310,12 @@ def exported(tmp_path_factory):
                det_pth=str(tmp / 'out' / 'multi_det_person.pth'),
                pose_cfg=pose_files[0], pose_pth=pose_files[1], img=img, bboxes=BBOXES,
                threads=torch.get_num_threads())
-    out.update(det=_expected_det(det, out['det_cfg'], img),
-               pose=_expected_pose(pose, out['pose_cfg'], out['pose_pth'], img))
+    two, two_cfg, two_ckpt = _multi_head_two_stage(tmp)
+    two_files = export_head(two_cfg, two_ckpt, 'animal', str(tmp / 'out'))
+    out.update(two_cfg=two_files[0], two_pth=two_files[1], dets=dict(
+        dense=(out['det_cfg'], out['det_pth'], _expected_det(det, out['det_cfg'], img)),
+        two_stage=(*two_files, _expected_det(two, two_files[0], img, head='animal'))),
+        pose=_expected_pose(pose, out['pose_cfg'], out['pose_pth'], img))
     torch.save(out, str(tmp / 'expected.pt'))
     return dict(out, tmp=tmp, det_model=det, det_ckpt=det_ckpt, det_multi_cfg=det_cfg)
 
@@ -362,7 +370,9 @@ def test_exported_heads_predict_bit_identical_without_the_plugin(exported):
                     cwd=str(exported['tmp']))
     line = [x for x in proc.stdout.splitlines() if x.startswith('RESULT ')][-1]
     assert json.loads(line[len('RESULT '):]) == dict(
-        det=[True, True, True], det_boxes=20, det_classes=['person'],
+        dets=dict(dense=dict(equal=[True] * 3, boxes=20, classes=['person'], type='RetinaNet'),
+                  two_stage=dict(equal=[True] * 3, boxes=20, classes=['cat', 'bird'],
+                                 type='FasterRCNN')),
         pose=[True, True, True, True], pose_dataset='coco', pose_type='TopdownPoseEstimator',
         plugin_modules=[])
 
@@ -388,3 +398,52 @@ def test_stock_module_cfg_turns_group_losses_into_stock_ones():
     with pytest.raises(PluginTypeError, match=r"h\.aux: type 'DatasetClsHead' is the "
                        "plugin's; only its losses have stock equivalents"):
         stock_module_cfg(dict(type='X', aux=dict(type='DatasetClsHead')), 'h')
+
+
+def _two_stage_model_cfg():
+    """The tiny detector with a shared RPN and one RoI head per dataset."""
+    def roi(n):
+        return dict(type='StandardRoIHead', bbox_roi_extractor=dict(
+            type='SingleRoIExtractor', out_channels=16, featmap_strides=[8, 16],
+            roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0)),
+            bbox_head=dict(type='Shared2FCBBoxHead', in_channels=16, fc_out_channels=32,
+                           roi_feat_size=7, num_classes=n, loss_cls=dict(
+                               type='CrossEntropyLoss'), loss_bbox=dict(type='L1Loss'),
+                           bbox_coder=dict(type='DeltaXYWHBBoxCoder',
+                                           target_stds=[0.1, 0.1, 0.2, 0.2])))
+    rpn_test = dict(nms_pre=200, max_per_img=50, nms=dict(type='nms', iou_threshold=0.7),
+                    min_bbox_size=0)
+    return dict(
+        type='MultiHeadDetector', **backbone_neck(), heads=dict(person=roi(1), animal=roi(2)),
+        rpn_head=dict(type='RPNHead', in_channels=16, feat_channels=16, anchor_generator=dict(
+            type='AnchorGenerator', scales=[4], ratios=[1.0], strides=[8, 16]),
+            bbox_coder=dict(type='DeltaXYWHBBoxCoder'), loss_bbox=dict(type='L1Loss'),
+            loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True)),
+        test_cfg=dict(rpn=rpn_test, default=dict(score_thr=0.0, max_per_img=20,
+                                                 nms=dict(type='nms', iou_threshold=0.5))))
+
+
+def _multi_head_two_stage(tmp):
+    path = write_tiny_config(str(tmp / 'no_data'), str(tmp / 'two_stage.py'))
+    cfg = Config.fromfile(path)
+    cfg.model = _two_stage_model_cfg()
+    cfg.dump(path)
+    model = _built(cfg, 'mmdet', seed=4)
+    model.adopt(label_space=dict(group_classes={g: list(c) for g, c in GROUP_CLASSES.items()}))
+    torch.save(dict(state_dict=model.state_dict()), str(tmp / 'two_stage.pth'))
+    return model, path, str(tmp / 'two_stage.pth')
+
+
+@pytest.mark.slow
+def test_export_two_stage_head_as_faster_rcnn(exported):
+    """(Its predictions: test_exported_heads_predict_bit_identical_without_the_plugin.)"""
+    _assert_stock_text(exported['two_cfg'])
+    cfg = Config.fromfile(exported['two_cfg'])
+    assert (cfg.model.type, cfg.model.roi_head.bbox_head.num_classes) == ('FasterRCNN', 2)
+    assert cfg.model.test_cfg.rcnn == dict(score_thr=0.0, max_per_img=20,
+                                           nms=dict(type='nms', iou_threshold=0.5))
+    assert cfg.model.rpn_head.num_classes == 1 and cfg.model.test_cfg.rpn.max_per_img == 50
+    ckpt = torch.load(exported['two_pth'], weights_only=True)
+    assert ckpt['meta']['dataset_meta'] == dict(classes=['cat', 'bird'])
+    assert {k.split('.')[0] for k in ckpt['state_dict']} == {'backbone', 'neck', 'rpn_head',
+                                                            'roi_head'}
