@@ -8,6 +8,11 @@ for the classes it does not annotate, confident predictions (score >= high) as a
 cleanlab's per-image label quality score) and shown in ``review.png``; ``summary.json``
 holds the counts. Inputs are never modified; every output is written atomically.
 
+The sources are built as the dataloader builds them and read with the test dataloader's
+own pipeline (a source's ``pipeline`` or the ``MultiSourceDataset``'s shared one; never a
+top-level ``test_pipeline`` variable); a source's classes are its ``metainfo.classes``,
+not its file's ``categories`` (docs/tool_data.md).
+
 The loop: train -> consolidate -> retrain on the consolidated files (e.g. a single head over
 all classes: configs/consolidate/).
 
