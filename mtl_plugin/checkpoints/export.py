@@ -5,13 +5,12 @@
 (``init_detector`` + ``inference_detector``, ``init_model`` + ``inference_topdown``,
 ``tools/test.py``), with the same predictions as that head of the multi-head model:
 
-==================  ==========================================  ===========================
-multi-head model    exported model                              state-dict keys
-==================  ==========================================  ===========================
-dense heads         ``RetinaNet`` / ``FCOS`` / ... (``bbox_head``)  ``heads.<h>.*`` -> ``bbox_head.*``
-``rpn_head`` + RoI  ``FasterRCNN`` / ``MaskRCNN`` (``roi_head``)  ``heads.<h>.*`` -> ``roi_head.*``
-pose heads          ``TopdownPoseEstimator`` (``head``)           ``heads.<h>.*`` -> ``head.*``
-==================  ==========================================  ===========================
+- dense heads: ``RetinaNet`` / ``FCOS`` / ``ATSS`` / ... (:data:`DENSE_DETECTORS`, else
+  ``SingleStageDetector``); ``heads.<h>.*`` -> ``bbox_head.*``;
+- a shared ``rpn_head`` + RoI heads: ``FasterRCNN`` (``MaskRCNN`` with a mask head);
+  ``heads.<h>.*`` -> ``roi_head.*``, the RPN's train / test cfgs as ``rpn`` /
+  ``rpn_proposal``, the head's as ``rcnn``;
+- pose heads: ``TopdownPoseEstimator``; ``heads.<h>.*`` -> ``head.*``.
 
 ``backbone.*``, ``neck.*`` (and ``rpn_head.*``) keep their names; the other heads, the
 auxiliary head, loss weights and the model's extra state are left out. The checkpoint's

@@ -3,8 +3,10 @@ one head exported as a stock config + checkpoint that plain mmdet / mmpose run w
 plugin, with bit-identical predictions."""
 import copy
 import json
+import os.path as osp
 
 import mmcv
+import mmdet
 import numpy as np
 import pytest
 import torch
@@ -178,7 +180,7 @@ def test_pose_head_and_backbone_from_a_stock_topdown_checkpoint(tmp_path):
                  {k[len('heads.person.'):]: v for k, v in model.state_dict().items()
                   if k.startswith('heads.person.')}) == []
     animal = model.heads.animal.final_layer  # HeatmapHead's own init: N(0, 0.001), bias 0
-    assert torch.equal(animal.bias, torch.zeros(20)) and float(animal.weight.std()) < 0.002
+    assert torch.equal(animal.bias, torch.zeros(20)) and float(animal.weight.detach().std()) < 0.002
     img = str(tmp_path / 'image.png')
     mmcv.imwrite(np.random.default_rng(1).integers(0, 255, (128, 128, 3), dtype=np.uint8), img)
     with torch.no_grad():
@@ -193,7 +195,7 @@ def test_pose_head_and_backbone_from_a_stock_topdown_checkpoint(tmp_path):
 # ---------------------------------------------------------------------------------- out
 #: run by a Python that cannot import the plugin: plain mmdet / mmpose on the exported files
 STOCK_SCRIPT = '''
-import importlib.abc, json, sys
+import importlib.abc, json, runpy, sys
 
 
 class NoPlugin(importlib.abc.MetaPathFinder):
@@ -219,6 +221,9 @@ for name, (cfg, pth, want) in exp['dets'].items():
                       type=type(det).__name__)
 pose = init_model(exp['pose_cfg'], exp['pose_pth'], device='cpu')
 kpts = inference_topdown(pose, exp['img'], exp['bboxes'])
+# mmdet's own tools/test.py on the exported detector (the person source's val set)
+sys.argv = ['test.py', *exp['dets']['dense'][:2], '--work-dir', exp['work_dir']]
+runpy.run_path(exp['mmdet_test'], run_name='__main__')
 print('RESULT ' + json.dumps(dict(
     dets=dets,
     pose=[bool(np.array_equal(p.pred_instances[k], e[k])) for p, e in zip(kpts, exp['pose'])
@@ -229,10 +234,13 @@ print('RESULT ' + json.dumps(dict(
 BBOXES = np.array([[10, 12, 90, 110], [30, 5, 120, 100]], dtype=np.float32)  # xyxy
 
 
-def _multi_head_det(tmp):
-    """The tiny 2-head detector's config (person loss group-weighted) + a checkpoint."""
-    path = write_tiny_config(str(tmp / 'no_data'), str(tmp / 'multi_det.py'))
+def _multi_head_det(tmp, root):
+    """The tiny 2-head detector's config (person loss group-weighted; data under ``root``)
+    + a checkpoint."""
+    path = write_tiny_config(root, str(tmp / 'multi_det.py'))
     cfg = Config.fromfile(path)
+    for group, metric in cfg.test_evaluator.metrics.items():
+        metric.ann_file = f'{root}/annotations/{group}_val.json'
     focal = dict(cfg.model.heads.person.loss_cls, type='mmdet.FocalLoss')
     cfg.model.heads.person.loss_cls = dict(type='GroupWeightedLoss', use_sigmoid=True,
                                            loss=focal, group_id_weight={1: 2.0})
@@ -295,13 +303,14 @@ def _expected_pose(model, cfg_path, pth, img):
 
 
 @pytest.fixture(scope='module')
-def exported(tmp_path_factory):
-    """Both kinds exported (detector through the CLI) and the expected predictions."""
+def exported(tmp_path_factory, synthetic_root):
+    """Every kind exported (the dense detector through the CLI) and the expected
+    predictions."""
     tmp = tmp_path_factory.mktemp('export')
     img = str(tmp / 'image.png')
     mmcv.imwrite(np.random.default_rng(0).integers(0, 255, (128, 128, 3), dtype=np.uint8),
                  img)
-    det, det_cfg, det_ckpt = _multi_head_det(tmp)
+    det, det_cfg, det_ckpt = _multi_head_det(tmp, synthetic_root)
     run_tool([PYTHON, 'tools/export_head.py', det_cfg, det_ckpt, '--head', 'person',
               '--out-dir', str(tmp / 'out')])
     pose, pose_cfg, pose_ckpt = _multi_head_pose(tmp)
@@ -309,7 +318,8 @@ def exported(tmp_path_factory):
     out = dict(det_cfg=str(tmp / 'out' / 'multi_det_person.py'),
                det_pth=str(tmp / 'out' / 'multi_det_person.pth'),
                pose_cfg=pose_files[0], pose_pth=pose_files[1], img=img, bboxes=BBOXES,
-               threads=torch.get_num_threads())
+               threads=torch.get_num_threads(), work_dir=str(tmp / 'mmdet_test'),
+               mmdet_test=osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools', 'test.py'))
     two, two_cfg, two_ckpt = _multi_head_two_stage(tmp)
     two_files = export_head(two_cfg, two_ckpt, 'animal', str(tmp / 'out'))
     out.update(two_cfg=two_files[0], two_pth=two_files[1], dets=dict(
@@ -369,6 +379,8 @@ def test_exported_heads_predict_bit_identical_without_the_plugin(exported):
     proc = run_tool([PYTHON, '-c', STOCK_SCRIPT, str(exported['tmp'] / 'expected.pt')],
                     cwd=str(exported['tmp']))
     line = [x for x in proc.stdout.splitlines() if x.startswith('RESULT ')][-1]
+    log = proc.stdout + proc.stderr  # mmdet's test.py: COCO bbox metric of the person set
+    assert 'Epoch(test) [1/1]    coco/bbox_mAP: ' in log  # 8 images, batch 8
     assert json.loads(line[len('RESULT '):]) == dict(
         dets=dict(dense=dict(equal=[True] * 3, boxes=20, classes=['person'], type='RetinaNet'),
                   two_stage=dict(equal=[True] * 3, boxes=20, classes=['cat', 'bird'],
