@@ -152,11 +152,15 @@ def _assert_small(seen, n):
 
 @pytest.mark.slow
 def test_consolidate_adds_exactly_the_other_sources_objects(world, oracle_model):
-    out = world['tmp'] / 'consolidated'
+    out, root = world['tmp'] / 'consolidated', world['root']
+    tune = f'{root}/annotations/person_val_full.json:{root}/images/person'
     assert _tool('tools/consolidate.py').main(
-        [world['config'], world['ckpt'], '--out-dir', str(out), '--batch-size', '8']) == 0
-    _assert_small(oracle_model, 32)  # the train split, read with the test dataloader's pipeline
+        [world['config'], world['ckpt'], '--out-dir', str(out), '--batch-size', '8',
+         '--tune-on', tune]) == 0
+    # the train split (16 + 16) and the tuning split (8), with the test dataloader's pipeline
+    _assert_small(oracle_model, 32 + 8)
     summary = _json(out / 'summary.json')
+    assert summary['tuned'] == dict(person=0.05, cat=0.05, bird=0.05)  # the oracle is exact
     for g in OWN:
         full = _json(osp.join(world['root'], 'annotations', f'{g}_train_full.json'))
         hidden = sorted((a['image_id'], CLASSES[a['category_id'] - 1], tuple(a['bbox']))
