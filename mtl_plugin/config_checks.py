@@ -104,7 +104,7 @@ def reject_stock_keys(owner: type, kwargs: Mapping[str, Any]) -> None:
     if not isinstance(owner, type):
         raise TypeError(f'reject_stock_keys: owner must be a class, but got {owner!r}')
     fixes, default = STOCK_KEYS.get(owner.__name__, ({}, 'remove it'))
-    bad = [k for k in sorted(kwargs) if not (kwargs[k] is None and k in fixes)]
+    bad = [k for k in kwargs if not (kwargs[k] is None and k in fixes)]  # config order
     if bad:
         more = f'; it also got {bad[1:]}' if len(bad) > 1 else ''
         raise StockKeyError(_message(owner, bad[0], fixes, default) + more)

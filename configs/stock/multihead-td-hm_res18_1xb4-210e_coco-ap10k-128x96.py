@@ -17,9 +17,8 @@ train_dataloader = dict(__loader, dataset=dict(__loader['dataset'], pipeline=[
 val_dataloader = dict(__loader, dataset=dict(__loader['dataset'], pipeline=[
     *_base_.val_pipeline[:2], __fit, _base_.val_pipeline[-1]]))
 test_dataloader = val_dataloader
-val_evaluator = dict(_delete_=True, type='GroupedMetric', metrics={
-    n: dict(type='CocoMetric', ann_file=f'../shared/data/real/{d}/{a}')
-    for n, (_, d, a) in sources.items()})
+val_evaluator = dict(_delete_=True, type='GroupedMetric', metrics={n: dict(type='CocoMetric',
+    ann_file=f'../shared/data/real/{d}/{a}') for n, (_, d, a) in sources.items()})
 test_evaluator = val_evaluator
 custom_hooks = [*_base_.custom_hooks, dict(type='HeadIsolationHook'),
                 dict(type='SaveBestCheckHook')]

@@ -20,15 +20,17 @@ def check_save_best(save_best: Optional[List[str]], keys: List[str]) -> None:
             :mod:`mtl_plugin.evaluation.metric_keys`).
 
     Raises:
-        KeyError: For the first missing key, listing the keys that exist, the close ones
-            first.
+        KeyError: For the first missing key, listing the keys that exist: the same key
+            per group and its ``mean/`` first, then close spellings.
     """
     for key in save_best or []:
         if key == 'auto' or key in keys:
             continue
-        close = difflib.get_close_matches(key, keys, n=3, cutoff=0.4)
-        ends = [k for k in keys if k.endswith('/' + key) and k not in close]
-        hint = close + ends[:3]
+        # the same key per group and its mean ('mean/' first), then close spellings
+        same = sorted((k for k in keys if k.endswith('/' + key)),
+                      key=lambda k: not k.startswith('mean/'))
+        hint = same + [k for k in difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+                       if k not in same]
         raise KeyError(
             f'default_hooks.checkpoint.save_best={key!r} is not a key the val evaluator '
             f'reports, so the best checkpoint could never be chosen (a stock base\'s '
