@@ -35,8 +35,8 @@ def main() -> None:
     try:
         cfg_path, pth_path = export_head(cfg, args.checkpoint, args.head, args.out_dir,
                                          name=args.name)
-    except (KeyError, TypeError, ValueError) as err:
-        raise SystemExit(f'error: {err}') from err
+    except (KeyError, TypeError, ValueError) as err:  # named in the message
+        raise SystemExit(f'error: {err.args[0] if err.args else err}') from err
     print(f'config: {cfg_path}\ncheckpoint: {pth_path}')
 
 

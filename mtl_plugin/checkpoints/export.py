@@ -29,9 +29,9 @@ from mmengine.runner import load_checkpoint
 from torch import nn
 
 from .stock_config import (PluginTypeError, plugin_types_in, runtime_cfg, stock_module_cfg,
-                           test_data_cfgs, to_plain)
+                           eval_data_cfgs, to_plain)
 
-__all__ = ['export_head', 'DENSE_DETECTORS']
+__all__ = ['DENSE_DETECTORS', 'export_head', 'stock_model_cfg', 'stock_state_dict']
 
 #: dense head type -> the stock single-stage detector built around it
 DENSE_DETECTORS = {
@@ -62,12 +62,23 @@ def _shared_parts(mcfg: dict, kind: str) -> Dict[str, Any]:
                               'no stock single-head equivalent; export needs a shared neck')
     out = {k: copy.deepcopy(mcfg[k]) for k in ('data_preprocessor', 'backbone', 'neck')
            if mcfg.get(k) is not None}
-    out['backbone'].pop('init_cfg', None)  # the weights come with the checkpoint
+    for part in ('backbone', 'neck'):  # the weights come with the checkpoint
+        if part in out:
+            out[part].pop('init_cfg', None)
     return out
 
 
 def stock_model_cfg(mcfg: dict, model: nn.Module, head: str) -> dict:
-    """The stock single-head model config of ``head`` (see the module's table)."""
+    """The stock single-head model config of ``head`` (see the module's list).
+
+    Args:
+        mcfg (dict): The multi-head model's config (plain values).
+        model (nn.Module): The model built from it (the heads' train / test cfgs).
+        head (str): The head to export.
+
+    Returns:
+        dict: The stock model config.
+    """
     kind = _kind(model)
     head_cfg = stock_module_cfg(copy.deepcopy(mcfg['heads'][head]), f'model.heads.{head}')
     head_cfg.pop('init_cfg', None)
@@ -96,7 +107,16 @@ def stock_model_cfg(mcfg: dict, model: nn.Module, head: str) -> dict:
 
 def stock_state_dict(state: Dict[str, torch.Tensor], head: str,
                      kind: str) -> Dict[str, torch.Tensor]:
-    """The single-head state dict: ``heads.<head>.*`` renamed, the rest of ours dropped."""
+    """The single-head state dict: ``heads.<head>.*`` renamed, the rest of ours dropped.
+
+    Args:
+        state (dict[str, Tensor]): The multi-head model's state dict.
+        head (str): The head to export.
+        kind (str): ``'dense'``, ``'two_stage'`` or ``'pose'``.
+
+    Returns:
+        dict[str, Tensor]: The stock model's state dict (the same tensors).
+    """
     target = dict(pose='head', dense='bbox_head', two_stage='roi_head')[kind]
     keep = ('backbone.', 'neck.', 'data_preprocessor.') + (
         ('rpn_head.', ) if kind == 'two_stage' else ())
@@ -165,7 +185,7 @@ def export_head(config: Union[str, Config], checkpoint: str, head: str, out_dir:
     stock = dict(default_scope='mmpose' if kind == 'pose' else 'mmdet')
     stock.update(runtime_cfg(cfg))
     stock.update(model=stock_model_cfg(to_plain(cfg.model), model, head),
-                 **test_data_cfgs(cfg, model.groups_of_head(head), head, classes))
+                 **eval_data_cfgs(cfg, model.groups_of_head(head), head, classes))
     leftovers = plugin_types_in(stock)
     if leftovers:
         raise PluginTypeError(f'the exported config would still need the plugin: {leftovers}')

@@ -16,7 +16,7 @@ from mmengine.config import ConfigDict
 from mmengine.registry import HOOKS, MODELS, VISUALIZERS, Registry
 
 __all__ = ['PluginTypeError', 'plugin_type_names', 'plugin_types_in', 'to_plain',
-           'stock_module_cfg', 'stock_display_cfg', 'test_data_cfgs', 'runtime_cfg']
+           'stock_module_cfg', 'stock_display_cfg', 'eval_data_cfgs', 'runtime_cfg']
 
 #: top-level config keys carried over to an exported config (when free of plugin types)
 RUNTIME_KEYS = ('default_scope', 'default_hooks', 'env_cfg', 'log_processor', 'log_level',
@@ -34,7 +34,11 @@ def _is_ours(obj: Any) -> bool:
 
 
 def plugin_type_names() -> Set[str]:
-    """Names registered by the plugin in any of MMEngine's root registries."""
+    """Names registered by the plugin in any of MMEngine's root registries.
+
+    Returns:
+        set[str]: E.g. ``{'MultiHeadDetector', 'GroupWeightedLoss', ...}``.
+    """
     names: Set[str] = set()
     for registry in vars(root_registries).values():
         if isinstance(registry, Registry):
@@ -47,7 +51,17 @@ def _bare(type_name: Any) -> Any:
 
 
 def plugin_types_in(cfg: Any, path: str = '', names: Optional[Set[str]] = None) -> List[str]:
-    """``'<path>: <type>'`` of every plugin type in a (nested) config."""
+    """Every plugin type in a (nested) config.
+
+    Args:
+        cfg (Any): A config (dicts, lists, values).
+        path (str): Where ``cfg`` is, for the messages. Defaults to '' (the root).
+        names (set[str], optional): The plugin's type names. Defaults to
+            :func:`plugin_type_names`.
+
+    Returns:
+        list[str]: ``'<path>: <type>'``, e.g. ``"model.heads.person.aux: 'DatasetClsHead'"``.
+    """
     names = plugin_type_names() if names is None else names
     found: List[str] = []
     if isinstance(cfg, Mapping):
@@ -63,7 +77,14 @@ def plugin_types_in(cfg: Any, path: str = '', names: Optional[Set[str]] = None) 
 
 def to_plain(obj: Any) -> Any:
     """Plain Python values (dict / list / str / numbers) of configs and numpy values, as
-    torch's ``weights_only`` loading and a config dump take them."""
+    torch's ``weights_only`` loading and a config dump take them.
+
+    Args:
+        obj (Any): A (nested) ``ConfigDict`` / mapping / sequence / numpy value.
+
+    Returns:
+        Any: The same structure of plain values (numpy arrays as lists).
+    """
     if isinstance(obj, (ConfigDict, Mapping)):
         return {k: to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -131,6 +152,13 @@ def stock_module_cfg(cfg: Any, where: str) -> Any:
     parent does not take (``group_id_weight``, ``normalize``). The group weights only
     scale the loss, so predictions do not change.
 
+    Args:
+        cfg (Any): A module config (or a list / value inside one).
+        where (str): Its path in the config, for the errors.
+
+    Returns:
+        Any: The config with stock types only.
+
     Raises:
         PluginTypeError: A plugin type with no stock parent, or not a loss.
     """
@@ -154,7 +182,17 @@ def stock_module_cfg(cfg: Any, where: str) -> Any:
 
 def stock_display_cfg(cfg: Any, where: str, registry: Registry, kind: str) -> Any:
     """A visualizer / hook config of the plugin's as its stock parent (they only draw or
-    log), None when it has none; a stock one as it is."""
+    log), None when it has none; a stock one as it is.
+
+    Args:
+        cfg (Any): The visualizer / hook config.
+        where (str): Its path in the config.
+        registry (Registry): MMEngine's root ``VISUALIZERS`` / ``HOOKS``.
+        kind (str): The registry's name in mmdet / mmpose (``'VISUALIZERS'``...).
+
+    Returns:
+        Any: The stock config, or None.
+    """
     name = _bare(cfg.get('type')) if isinstance(cfg, Mapping) else None
     obj = _resolve(registry.get(name)) if isinstance(name, str) else None
     if obj is None or not _is_ours(obj):
@@ -165,12 +203,13 @@ def stock_display_cfg(cfg: Any, where: str, registry: Registry, kind: str) -> An
         return None
 
 
-def _source_of(dataset: Mapping, groups: Sequence[str], head: str) -> Dict[str, Any]:
-    """The stock dataset config of the (first) source of one of ``groups``."""
+def _source_of(dataset: Mapping, groups: Sequence[str],
+               head: str) -> Tuple[Optional[str], Dict[str, Any]]:
+    """``(group, stock dataset config)`` of the (first) source of one of ``groups``."""
     if _bare(dataset.get('type')) != 'MultiSourceDataset':
-        return dict(dataset)  # a plain dataset already
+        return None, dict(dataset)  # a plain dataset already
     names = []
-    for pos, src in enumerate(dataset.get('datasets') or []):
+    for src in dataset.get('datasets') or []:
         inner = src['dataset'] if 'type' not in src and 'dataset' in src else src
         name = src.get('group_name')
         names.append(name)
@@ -178,7 +217,7 @@ def _source_of(dataset: Mapping, groups: Sequence[str], head: str) -> Dict[str, 
             out = {k: v for k, v in dict(inner).items() if k not in SOURCE_KEYS}
             if out.get('pipeline') is None and dataset.get('pipeline') is not None:
                 out['pipeline'] = dataset['pipeline']  # shared by the sources
-            return out
+            return name, out
     raise KeyError(f'test_dataloader.dataset has no source of head "{head}" (its groups '
                    f'{list(groups)}); the sources are {names}')
 
@@ -193,7 +232,7 @@ def _evaluator_of(evaluator: Any, group: Optional[str]) -> Any:
     return None if plugin_types_in(evaluator) else copy.deepcopy(evaluator)
 
 
-def test_data_cfgs(cfg: Mapping, groups: Sequence[str], head: str,
+def eval_data_cfgs(cfg: Mapping, groups: Sequence[str], head: str,
                    classes: Optional[Sequence[str]]) -> Dict[str, Any]:
     """``test_dataloader`` / ``test_evaluator`` (and the same for val) of one head.
 
@@ -212,11 +251,10 @@ def test_data_cfgs(cfg: Mapping, groups: Sequence[str], head: str,
         raise KeyError('the config has no test_dataloader (or val_dataloader) whose '
                        'pipeline the exported config could use; add one')
     loader = to_plain(loader)
-    source = _source_of(loader['dataset'], groups, head)
+    group, source = _source_of(loader['dataset'], groups, head)
     if classes is not None:
         source['metainfo'] = dict(source.get('metainfo') or {}, classes=list(classes))
     loader['dataset'] = source
-    group = next((g for g in groups), None)
     evaluator = _evaluator_of(to_plain(cfg.get('test_evaluator') or cfg.get('val_evaluator')),
                               group)
     out = dict(test_dataloader=loader, val_dataloader=copy.deepcopy(loader),
@@ -234,7 +272,14 @@ def test_data_cfgs(cfg: Mapping, groups: Sequence[str], head: str,
 
 def runtime_cfg(cfg: Mapping) -> Dict[str, Any]:
     """The runtime entries of ``cfg`` that load without the plugin: the plugin's
-    visualizer and hooks become their stock parents (or are left out)."""
+    visualizer and hooks become their stock parents (or are left out).
+
+    Args:
+        cfg (Mapping): The multi-head config.
+
+    Returns:
+        dict: Top-level entries (``default_scope``, ``default_hooks``, ``visualizer``...).
+    """
     names = plugin_type_names()
     out: Dict[str, Any] = {}
     for key in RUNTIME_KEYS:

@@ -459,3 +459,14 @@ def test_export_two_stage_head_as_faster_rcnn(exported):
     assert ckpt['meta']['dataset_meta'] == dict(classes=['cat', 'bird'])
     assert {k.split('.')[0] for k in ckpt['state_dict']} == {'backbone', 'neck', 'rpn_head',
                                                             'roi_head'}
+
+
+def test_stock_module_cfg_refuses_a_plugin_loss_without_stock_parent(monkeypatch):
+    class MyGroupLoss(torch.nn.Module):  # a loss of the plugin's own, on nn.Module only
+        __module__ = 'mtl_plugin.models.losses.mine'
+
+    monkeypatch.setitem(MODELS._module_dict, 'MyGroupLoss', MyGroupLoss)
+    with pytest.raises(PluginTypeError, match=r"model\.heads\.person\.loss_cls: MyGroupLoss is "
+                       "the plugin's and has no stock parent class"):
+        stock_module_cfg(dict(type='RetinaHead', loss_cls=dict(type='MyGroupLoss')),
+                         'model.heads.person')
