@@ -33,6 +33,8 @@ _POSE_LOSS = ('add _delete_=True to the loss so that the stock loss keys are not
               'or remove {key}')
 _SAMPLER = ('{owner} always draws at random (seeded by seed + epoch), so it takes no {key}; '
             'add _delete_=True to the sampler so that the stock sampler keys are not merged in')
+_SAMPLER_OTHER = ('add _delete_=True to the sampler so that the stock sampler keys are not '
+                  'merged in, or remove {key}')
 
 #: class name -> (fix of its known stock keys by key, fix of any other key); ``{key}`` and
 #: ``{owner}`` are filled in
@@ -61,8 +63,8 @@ STOCK_KEYS: Dict[str, Tuple[Dict[str, str], str]] = {
          'class_weight', 'ignore_index', 'avg_non_ignore', 'beta', 'mode'), _LOSS), _LOSS),
     'GroupWeightedKeypointMSELoss': ({}, _POSE_LOSS),
     'GroupWeightedFocalHeatmapLoss': ({}, _POSE_LOSS),
-    'WeightedGroupSampler': ({'shuffle': _SAMPLER}, _SAMPLER),
-    'InfiniteWeightedGroupSampler': ({'shuffle': _SAMPLER}, _SAMPLER),
+    'WeightedGroupSampler': ({'shuffle': _SAMPLER}, _SAMPLER_OTHER),
+    'InfiniteWeightedGroupSampler': ({'shuffle': _SAMPLER}, _SAMPLER_OTHER),
     'GroupBatchSampler': ({}, 'add _delete_=True to the batch_sampler so that the stock '
                               'batch sampler keys are not merged in, or remove {key}'),
 }
@@ -73,19 +75,25 @@ class StockKeyError(TypeError):
 
 
 def _accepted(owner: type) -> Tuple[str, ...]:
-    """Names of the explicit parameters of ``owner.__init__`` (for close-name hints)."""
-    params = inspect.signature(owner.__init__).parameters.values()
-    return tuple(p.name for p in params if p.name != 'self' and p.kind in (
-        p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+    """Names of the explicit parameters of ``owner.__init__`` (for close-name hints); a
+    pass-through ``__init__(*args, **kwargs)`` is looked through to its base's."""
+    for klass in owner.__mro__:
+        params = inspect.signature(klass.__init__).parameters.values()
+        names = tuple(p.name for p in params if p.name != 'self' and p.kind in (
+            p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        if names:
+            return names
+    return ()
 
 
 def _message(owner: type, key: str, fixes: Mapping[str, str], default: str) -> str:
     name = owner.__name__
-    fix = fixes.get(key, default).format(key=key, owner=name)
     close = difflib.get_close_matches(key, _accepted(owner), n=1)
-    hint = f' (did you mean {close[0]!r}?)' if close and key not in fixes else ''
-    return (f'{name} got the key {key!r}, which it does not take{hint} (a key of an '
-            f'inherited stock config?): {fix}')
+    if close and key not in fixes:  # a typo of a real argument, not a stock key
+        return f'{name} got the key {key!r}, which it does not take: did you mean {close[0]!r}?'
+    fix = fixes.get(key, default).format(key=key, owner=name)
+    return (f'{name} got the key {key!r}, which it does not take (a key of an inherited '
+            f'stock config?): {fix}')
 
 
 def reject_stock_keys(owner: type, kwargs: Mapping[str, Any]) -> None:
