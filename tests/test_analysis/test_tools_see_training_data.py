@@ -307,3 +307,33 @@ def test_label_noise_swaps_within_the_source_classes(synthetic_root, tmp_path):
     assert any(r['new_category_id'] == 1 for r in records)  # the file's categories
     with pytest.raises(ValueError, match=r"classes \['dog'\] are not categories"):
         inject_label_noise(coco, 0.5, classes=('cat', 'dog'))
+
+
+def test_tool_pipelines_are_the_dataloaders_own():
+    from mtl_plugin.analysis.tool_data import (ToolDataError, require_groups,
+                                               source_pipelines, tool_dataset_cfg)
+    small, stock, train = _pipelines()
+    files = {f'{g}_{s}': f'{g}_{s}.json' for g in OWN for s in ('train', 'val')}
+    test = _loader('/data', files, 'val', pipeline=small)
+    test['dataset']['datasets'][1]['pipeline'] = stock  # a source's own pipeline wins
+    cfg = dict(test_pipeline=stock, test_dataloader=test,
+               train_dataloader=dict(dataset=dict(type='ClassBalancedDataset', dataset=_loader(
+                   '/data', files, 'train', own_pipeline=train)['dataset'])))
+    assert source_pipelines(cfg, 'test') == {None: small, 'person': small, 'animal': stock}
+    assert source_pipelines(cfg, 'train') == {'person': train, 'animal': train}
+    read = tool_dataset_cfg(cfg, 'train')  # the wrapper dropped, each group's test pipeline
+    assert read['type'] == 'MultiSourceDataset' and 'pipeline' not in read
+    assert [s['pipeline'] for s in read['datasets']] == [small, stock]
+    assert [s['ann_file'] for s in read['datasets']] == ['person_train.json', 'animal_train.json']
+    assert tool_dataset_cfg(cfg, 'test') == {k: v for k, v in test['dataset'].items()}
+    del test['dataset']['pipeline']
+    with pytest.raises(ToolDataError, match=r"test_dataloader.dataset.datasets\[0\] \('person'\) "
+                       r'has no pipeline and the MultiSourceDataset shares none'):
+        source_pipelines(cfg, 'test')
+    plain = dict(val_dataloader=dict(dataset=dict(type='CocoDataset', pipeline=small)))
+    with pytest.raises(ToolDataError, match="is 'CocoDataset', not a MultiSourceDataset: the "
+                       'config has no groups; add them'):
+        require_groups(plain, 'val', 'add them')
+    with pytest.raises(ToolDataError, match=r"split must be one of \('train', 'val', 'test'\), "
+                       "but got 'tset'"):
+        tool_dataset_cfg(cfg, 'tset')
