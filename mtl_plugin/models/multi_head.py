@@ -87,6 +87,7 @@ class MultiHeadMixin:
         self._groups: Optional[Groups] = None
         self._met: Dict[str, Any] = {}  # what the model last adopted from data / meta
         self._space: Optional[LabelSpace] = None
+        self._known_unified: Optional[tuple] = None  # last unified classes over every head
         self._active_heads: Set[str] = set()
         self._dataset_meta: Optional[dict] = None
 
@@ -235,7 +236,8 @@ class MultiHeadMixin:
     def get_extra_state(self) -> Tensor:
         """Groups and label spaces the model adopted, as a uint8 tensor of JSON."""
         state = dict(version=1, met=self._met, group_classes={
-            g: list(c) for g, c in self._group_classes.items()})
+            g: list(c) for g, c in self._group_classes.items()},
+            unified_classes=list(self._known_unified) if self._known_unified else None)
         return torch.tensor(list(json.dumps(state).encode()), dtype=torch.uint8)
 
     def set_extra_state(self, state: Any) -> None:
@@ -249,6 +251,8 @@ class MultiHeadMixin:
             self.adopt(met.get('groups'), met.get('label_space'), met.get('group_num_keypoints'))
         self._group_classes.update({g: tuple(c) for g, c in
                                     (state.get('group_classes') or {}).items()})
+        if state.get('unified_classes'):
+            self._known_unified = tuple(state['unified_classes'])
         self._space = None
 
     def head_classes(self) -> Dict[str, tuple]:
@@ -293,9 +297,22 @@ class MultiHeadMixin:
             except ValueError:
                 if self._unified_classes:  # the user's unified classes must cover the heads
                     raise
-                # the dataset met covers only some heads: the heads' own ordered union
-                self._space = LabelSpace(heads, None, mapping)
+                self._space = self._partial_space(heads, unified, mapping)
+            self._known_unified = self._space.unified_classes
         return self._space
+
+    def _partial_space(self, heads: Dict[str, tuple], met_unified: Optional[Sequence[str]],
+                       mapping: Dict[str, Dict[str, str]]) -> LabelSpace:
+        """The label space when the dataset met covers only some heads: the unified
+        classes the model had (checkpoint), else the dataset's then the others' classes."""
+        if self._known_unified:
+            try:
+                return LabelSpace(heads, self._known_unified, mapping)
+            except ValueError:
+                pass  # the heads changed since
+        union = LabelSpace(heads, None, mapping).unified_classes
+        first = [c for c in met_unified or () if c in union]
+        return LabelSpace(heads, first + [c for c in union if c not in first], mapping)
 
     def _head_class_mapping(self, mapping: Mapping[str, Mapping[str, str]]
                             ) -> Dict[str, Dict[str, str]]:
