@@ -14,7 +14,7 @@ import io
 import json
 import math
 import os.path as osp
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -104,13 +104,21 @@ def _pool_batch(feat: torch.Tensor, scale: float, dataset, chunk: Sequence[int],
     out['inst_feats'] += list(rois.mean((2, 3)).cpu().numpy())
 
 
+def _batches(dataset, batch_size: int, indices: Sequence[int], cfg: Optional[Mapping]):
+    if cfg is None:
+        return collated_batches(dataset, batch_size, indices, 'extracting features')
+    from .tool_data import tool_batches
+    return tool_batches(cfg, dataset, batch_size, indices, 'extracting features')
+
+
 @torch.no_grad()
 def extract_features(model: torch.nn.Module,
                      dataset,
                      level: int = 0,
                      indices: Optional[Sequence[int]] = None,
                      batch_size: int = 8,
-                     roi_size: int = 7) -> Dict[str, np.ndarray]:
+                     roi_size: int = 7,
+                     cfg: Optional[Mapping] = None) -> Dict[str, np.ndarray]:
     """Pooled image features and RoI-aligned GT-instance features of one feature level.
 
     Args:
@@ -123,6 +131,8 @@ def extract_features(model: torch.nn.Module,
         indices (Sequence[int], optional): Samples to read. Defaults to all.
         batch_size (int): Images per forward pass. Defaults to 8.
         roi_size (int): RoIAlign output size before average pooling. Defaults to 7.
+        cfg (Mapping, optional): The config, whose dataloader batches the images
+            (:func:`.tool_data.tool_batches`). Defaults to None (``pseudo_collate``).
 
     Returns:
         dict[str, np.ndarray]: ``image_feats`` (N, C) float32, ``image_groups`` (N,) str,
@@ -140,7 +150,7 @@ def extract_features(model: torch.nn.Module,
     out: Dict[str, list] = {k: [] for k in ('image_feats', 'image_groups', 'inst_feats',
                                             'inst_groups', 'inst_classes', 'inst_image')}
     stride = None
-    for chunk, data in collated_batches(dataset, batch_size, indices, 'extracting features'):
+    for chunk, data in _batches(dataset, batch_size, indices, cfg):
         data = model.data_preprocessor(data, False)
         feats = model.extract_feat(data['inputs'])
         feats = feats if isinstance(feats, (tuple, list)) else (feats, )

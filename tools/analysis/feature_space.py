@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> dict:
     model = init_detector(cfg, args.checkpoint, device='cpu')
     model.dataset_meta = dataset.metainfo
     indices = pick_indices(dataset.group_ids, args.max_images)
-    feats = extract_features(model, dataset, args.level, indices, args.batch_size)
+    feats = extract_features(model, dataset, args.level, indices, args.batch_size, cfg=cfg)
     report = analyse_features(feats, seed=args.seed)
     report.update(config=args.config, checkpoint=args.checkpoint, split=args.split)
     embedding = tsne_embedding(feats['inst_feats'], seed=args.seed)
