@@ -92,3 +92,39 @@ def write_tiny_config(root: str, path: str, groups: bool = True) -> str:
     cfg.default_scope = 'mmdet'
     cfg.dump(path)
     return path
+
+
+def two_stage_kwargs():
+    """A tiny Faster R-CNN-style multi-head: shared RPN, one RoI head per dataset."""
+    roi = lambda n: dict(  # noqa: E731
+        type='StandardRoIHead',
+        bbox_roi_extractor=dict(type='SingleRoIExtractor', out_channels=16, featmap_strides=[8, 16],
+                                roi_layer=dict(type='RoIAlign', output_size=7, sampling_ratio=0)),
+        bbox_head=dict(type='Shared2FCBBoxHead', in_channels=16, fc_out_channels=32, roi_feat_size=7,
+                       num_classes=n, bbox_coder=dict(type='DeltaXYWHBBoxCoder',
+                                                      target_stds=[0.1, 0.1, 0.2, 0.2]),
+                       loss_cls=dict(type='CrossEntropyLoss'), loss_bbox=dict(type='L1Loss')))
+    rcnn_train = dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5,
+                                    min_pos_iou=0.5, ignore_iof_thr=-1),
+                      sampler=dict(type='RandomSampler', num=64, pos_fraction=0.25),
+                      pos_weight=-1, debug=False)
+    return dict(
+        heads=dict(person=roi(1), animal=roi(2)),
+        rpn_head=dict(type='RPNHead', in_channels=16, feat_channels=16,
+                      anchor_generator=dict(type='AnchorGenerator', scales=[4], ratios=[1.0],
+                                            strides=[8, 16]),
+                      bbox_coder=dict(type='DeltaXYWHBBoxCoder'),
+                      loss_cls=dict(type='CrossEntropyLoss', use_sigmoid=True),
+                      loss_bbox=dict(type='L1Loss')),
+        train_cfg=dict(rpn=dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.7,
+                                              neg_iou_thr=0.3, min_pos_iou=0.3, ignore_iof_thr=-1),
+                                sampler=dict(type='RandomSampler', num=64, pos_fraction=0.5,
+                                             add_gt_as_proposals=False),
+                                allowed_border=-1, pos_weight=-1, debug=False),
+                       rpn_proposal=dict(nms_pre=200, max_per_img=50,
+                                         nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
+                       default=rcnn_train),
+        test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=50, nms=dict(type='nms', iou_threshold=0.7),
+                               min_bbox_size=0),
+                      default=dict(score_thr=0.0, nms=dict(type='nms', iou_threshold=0.5),
+                                   max_per_img=20)))

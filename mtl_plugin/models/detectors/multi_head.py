@@ -21,6 +21,7 @@ from ..necks import SoftParameterSharing
 from ..losses import check_row_layouts, group_context
 from ..multi_head import MultiHeadMixin
 from ..recording import DataMapRecording
+from .lockstep import join_head_collectives, lockstep_plan
 from .label_io import (check_classes, check_heads, data_space, gt_to_output, output_table, relabel,
                        unified_to_head_table)
 
@@ -262,7 +263,11 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
         if self.rpn_head is not None:
             proposals, rpn_losses = self._rpn_loss(x, batch_data_samples)
             losses.update(rpn_losses)
-        for head_name, idx in self.route(batch_data_samples).items():
+        for head_name, idx in lockstep_plan(list(self.heads), self.route(batch_data_samples)):
+            if not idx:  # DDP: its samples are on other ranks; join its collectives only
+                join_head_collectives(self.heads[head_name], self.head_feat(self._select(
+                    x, [0]), head_name), batch_data_samples[0], proposals and proposals[0])
+                continue
             samples = [self._to_head_labels(head_name, batch_data_samples[i]) for i in idx]
             head = self.heads[head_name]
             x_sub = self.head_feat(self._select(x, idx), head_name)
