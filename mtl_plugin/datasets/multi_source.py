@@ -364,8 +364,14 @@ class MultiSourceDataset(Dataset):
     @property
     def metainfo(self) -> dict:
         """Metainfo of the whole dataset, with ``group_names``, ``group_name_to_id``,
-        ``group_metainfo`` (each source's own, incl. its ``classes``) and ``label_space``."""
-        self.full_init()
+        ``group_metainfo`` (each source's own, incl. its ``classes``) and ``label_space``.
+
+        With ``lazy_init=True`` it is built from the sources' metainfo alone, no annotation
+        file read: mmdet's ``init_detector`` / ``DetInferencer`` build the test dataset
+        lazily for its palette only, and inference needs no data on disk."""
+        if not self._fully_initialized:
+            self.unified_space = self._build_label_space()
+            return self._build_metainfo()
         return copy.deepcopy(self._metainfo)
 
     def get_group_metainfo(self, group: Union[str, int]) -> dict:

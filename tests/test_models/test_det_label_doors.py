@@ -76,6 +76,12 @@ def test_unified_palette_gives_every_class_its_own_colour(synthetic_root):
     # stock CocoDataset sources keep COCO's palette: cat's own colour is person's
     assert len(set(map(tuple, meta['palette']))) == 3
     assert tuple(meta['palette'][0]) == (220, 20, 60)  # person keeps its own colour
+    # lazily built (as init_detector / DetInferencer do): the same metainfo, no file read
+    lazy = _dataset(osp.join(synthetic_root, 'absent'), lazy_init=True)
+    lazy_meta = lazy.metainfo
+    for key in ('group_ann_files', ):  # the one thing that names the (absent) files
+        lazy_meta.pop(key, None), meta.pop(key, None)
+    assert lazy_meta == meta
 
 
 @torch.no_grad()

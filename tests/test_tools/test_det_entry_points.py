@@ -90,6 +90,13 @@ def test_inferencers_give_merged_predictions_in_the_unified_classes(trained):
     load_checkpoint(fresh, trained['ckpt'], map_location='cpu')
     assert fresh.label_space.unified_classes == fresh.output_class_names() == UNIFIED
     assert fresh.groups.to_dict() == dict(person=0, animal=1)
+    # no data on disk at inference: the test set is built lazily, for its metainfo only
+    absent = {f'test_dataloader.dataset.datasets.{i}.data_root': '/absent/' for i in (0, 1)}
+    offline = init_detector(trained['config'], trained['ckpt'], device='cpu',
+                            cfg_options=absent)
+    assert offline.dataset_meta['classes'] == UNIFIED
+    assert torch.equal(inference_detector(offline, imgs[1]).pred_instances.bboxes,
+                       via_inferencer[1].pred_instances.bboxes)
     # only chosen heads, from the command line / cfg_options
     animal_only = init_detector(trained['config'], trained['ckpt'], device='cpu',
                                 cfg_options={'model.test_cfg.heads': ['animal']})
