@@ -13,6 +13,7 @@ from torch.utils.data import BatchSampler, Sampler
 
 from ..config_checks import reject_stock_keys
 from .group_balanced import GroupKey, GroupShares, GroupTable
+from .sampler_record import ChunkRecord
 
 
 def _check_seed(seed: Any, owner: str) -> int:
@@ -169,7 +170,7 @@ class WeightedGroupSampler(GroupShares, Sampler):
 
 
 @DATA_SAMPLERS.register_module()
-class InfiniteWeightedGroupSampler(WeightedGroupSampler):
+class InfiniteWeightedGroupSampler(ChunkRecord, WeightedGroupSampler):
     """:class:`WeightedGroupSampler` for iteration-based loops (like mmengine's
     ``InfiniteSampler``).
 
@@ -205,37 +206,6 @@ class InfiniteWeightedGroupSampler(WeightedGroupSampler):
         for k in itertools.count():
             yield from self._draw_chunk(k).tolist()
 
-    def _draw_chunk(self, k: int) -> torch.Tensor:
-        """Chunk ``k``: with the weights of the record, or the current ones (recorded)."""
-        if k not in self._drawn:
-            self._drawn[k] = tuple(None if v is None else v.tolist()
-                                   for v in (self._weights, self._ratios))
-            return self._draw(self.seed + k)
-        current = (self._weights, self._ratios)
-        self._weights, self._ratios = (None if v is None else np.asarray(v, dtype=np.float64)
-                                       for v in self._drawn[k])
-        try:
-            return self._draw(self.seed + k)
-        finally:
-            self._weights, self._ratios = current
-
-    def state_dict(self) -> dict:
-        """The seed and the weights / ratios of every chunk drawn so far."""
-        return dict(seed=self.seed, num_samples=self.num_samples, chunks={
-            k: dict(weights=w, ratios=r) for k, (w, r) in self._drawn.items()})
-
-    def load_state_dict(self, state: dict) -> None:
-        """Draw the recorded chunks again with their own weights (call before iterating).
-
-        Raises:
-            ValueError: The record is of a sampler with another seed or chunk size.
-        """
-        for key in ('seed', 'num_samples'):
-            if state.get(key) != getattr(self, key):
-                raise ValueError(f'{type(self).__name__}.load_state_dict: the record has '
-                                 f'{key}={state.get(key)!r} but this sampler has '
-                                 f'{getattr(self, key)!r}; resume with the same sampler config')
-        self._drawn = {int(k): (v['weights'], v['ratios']) for k, v in state['chunks'].items()}
 
     def __iter__(self) -> Iterator[int]:
         """Yield this rank's indices forever."""
