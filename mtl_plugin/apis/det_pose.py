@@ -2,6 +2,7 @@
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
+from mmengine.registry import DefaultScope
 from mmpose.structures import PoseDataSample
 from torch import nn
 
@@ -154,7 +155,11 @@ def inference_det_pose(det_model: nn.Module, pose_model: nn.Module,
     from mmdet.apis import inference_detector
     classes, class_groups = det_class_groups(det_model)
     routes = resolve_class_routes(classes, class_groups, pose_model, class_to_group)
-    det_sample = inference_detector(det_model, img)
+    cfg = getattr(det_model, 'cfg', None)
+    # the detector's pipeline is built in its own scope, whatever the current one is
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet') if cfg
+                                              is not None else 'mmdet'):
+        det_sample = inference_detector(det_model, img)
     return pose_from_detections(pose_model, img, det_sample, classes, routes, score_thr), classes
 
 

@@ -226,21 +226,29 @@ def test_class_routes_fail_clearly(pose_model):
         car=None, dog='person'))['dog'] == ('group_name', 'person')
 
 
-def test_inference_det_pose_takes_the_groups_of_a_multi_head_detector(
-        tiny_pose, pose_model, monkeypatch):
-    """Class -> group from a real MultiHeadDetector's label space, its boxes stubbed."""
-    import mmdet.apis
-    from tiny_models import META, build_detector
+def test_inference_det_pose_routes_a_multi_head_detector_by_its_label_space(
+        tiny_pose, pose_model):
+    """mmdet's init_detector + inference_detector on a tiny multi-head checkpoint (person |
+    cat, bird); every box is routed by its predicted class through the detector's groups."""
+    from mmdet.apis import init_detector
+    from tiny_models import META, build_detector, write_tiny_config
     from mtl_plugin.apis import inference_det_pose
+    tmp = tiny_pose['tmp']
+    det_cfg = write_tiny_config(str(tmp / 'no_det_data'), str(tmp / 'tiny_det.py'))
     det_model = build_detector()
-    det_model.dataset_meta = META  # classes person | cat, bird
-    monkeypatch.setattr(mmdet.apis, 'inference_detector',
-                        lambda model, img: _detections([2, 0, 1], [0.9, 0.8, 0.7]))
+    det_model.dataset_meta = META
+    save_checkpoint(dict(state_dict=det_model.state_dict(), meta=dict(dataset_meta=META)),
+                    str(tmp / 'tiny_det.pth'))
+    det_model = init_detector(det_cfg, str(tmp / 'tiny_det.pth'), device='cpu')
     out, classes = inference_det_pose(det_model, pose_model,
-                                      osp.join(tiny_pose['root'], COCO_IMG))
+                                      osp.join(tiny_pose['root'], COCO_IMG), score_thr=0.0)
     assert classes == ('person', 'cat', 'bird')
-    assert [(s.group_name, s.pred_instances.keypoints.shape[1]) for s in out] == [
-        ('animal', 20), ('person', 17), ('animal', 20)]
+    routed = [(classes[int(s.pred_instances.labels[0])], s.group_name, s.pred_head,
+               s.pred_instances.keypoints.shape[1]) for s in out]
+    expected = {'person': ('person', 'person', 17), 'cat': ('animal', 'animal', 20),
+                'bird': ('animal', 'animal', 20)}
+    assert routed and all(r[1:] == expected[r[0]] for r in routed)
+    assert {'person', 'cat'} <= {r[0] for r in routed}  # both heads were used
 
 
 def test_demo_det_pose_writes_the_routed_keypoints(tiny_pose):
@@ -266,3 +274,17 @@ def test_demo_det_pose_writes_the_routed_keypoints(tiny_pose):
     drawn = mmcv.imread(osp.join(out, 'ho105.png'))
     assert drawn.shape == mmcv.imread(osp.join(tiny_pose['root'], 'animalpose',
                                                'ho105.jpeg')).shape
+
+
+def test_flip_test_without_keypoint_metas_names_the_fix(tiny_pose):
+    """Random weights, no checkpoint: mmpose's COCO default flips the 17-keypoint head;
+    the 20-keypoint head has no flip_indices and says how to give them."""
+    from mmpose.apis import init_model
+    from mtl_plugin.apis import inference_topdown_routed
+    model = init_model(tiny_pose['cfg'], None, device='cpu')
+    img = osp.join(tiny_pose['root'], COCO_IMG)
+    assert inference_topdown_routed(model, img, BOXES, heads='person')[0].pred_instances[
+        'keypoints'].shape == (1, 17, 2)
+    with pytest.raises(ValueError, match=r'flip test of head "animal" needs its keypoints\' '
+                                         r'flip_indices.*set model.dataset_meta'):
+        inference_topdown_routed(model, img, BOXES, heads='animal')
