@@ -2,6 +2,7 @@
 (a key left from a stock base names the key, the class and the fix), and ``save_best``
 checked against the evaluator's keys before training."""
 import os.path as osp
+import re
 import shutil
 from types import SimpleNamespace
 
@@ -232,6 +233,19 @@ def test_a_bad_save_best_fails_in_before_train_of_a_runner(real_copy, tmp_path):
 
 
 # ---------------------------------------------------------------- through the stock tools
+def _logged_val_keys(log: str) -> set:
+    line = next(line for line in log.splitlines() if 'Epoch(val)' in line and 'coco/' in line)
+    return set(re.findall(r'(\S+): -?\d', line.split('Epoch(val)')[1])) - {'time', 'data_time'}
+
+
+def _assert_static_keys_are_the_reported_ones(reported: set, static: list) -> None:
+    """What ``metric_keys`` knows before training is what the run reported: every
+    per-group key, and the means (a mean is left out where a group reports COCO's -1)."""
+    assert reported <= set(static), sorted(reported - set(static))
+    assert {k for k in static if not k.startswith('mean/')} <= reported
+    assert {f'mean/coco/{k}' for k in ('bbox_mAP', 'AP') if f'mean/coco/{k}' in static} <= reported
+
+
 @pytest.mark.slow
 @pytest.mark.real_data
 def test_stock_mmdet_train_on_the_inherited_config(real_copy, tmp_path):
@@ -248,6 +262,7 @@ def test_stock_mmdet_train_on_the_inherited_config(real_copy, tmp_path):
     assert 'Epoch(train) [1][3/3]' in log
     for key in ('person.loss_cls', 'animal.loss_cls', *[f'{k}:' for k in _keys(DET_ITEMS[:3])]):
         assert key in log, key
+    _assert_static_keys_are_the_reported_ones(_logged_val_keys(log), _keys(DET_ITEMS))
     state = torch.load(osp.join(work, 'epoch_1.pth'), map_location='cpu',
                        weights_only=True)['state_dict']
     assert '_extra_state' in state
@@ -275,4 +290,6 @@ def test_runner_trains_the_inherited_pose_config(real_copy, tmp_path):
     scalars = runner.message_hub.log_scalars
     assert {'train/person.loss_kpt', 'train/animal.loss_kpt'} <= set(scalars)
     assert {f'val/{k}' for k in _keys(POSE_ITEMS[:3])} <= set(scalars)
+    reported = {k[4:] for k in scalars if k.startswith('val/')} - {'time', 'data_time'}
+    _assert_static_keys_are_the_reported_ones(reported, evaluator_keys(runner.val_evaluator))
     assert osp.isfile(osp.join(str(tmp_path), 'best_mean_coco_AP_iter_4.pth'))
