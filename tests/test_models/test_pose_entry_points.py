@@ -164,6 +164,11 @@ def test_visualizer_draws_each_group_with_its_own_keypoints(tiny_pose, pose_mode
         ours.add_datasample('x', image, sample, draw_gt=False)
     assert drawn == [(17, 19, 17), (20, 20, 20)]  # Animal-Pose: 20 colours, 20 links
     assert len(ours.kpt_color) == 17  # the dataset meta's style is back after each sample
+    # keypoints converted to another layout than their group's: the dataset meta's style
+    converted = out[0].clone()
+    converted.set_metainfo(dict(group_name='animal', pred_group=None))
+    ours.add_datasample('x', image, converted, draw_gt=False)
+    assert drawn[-1] == (17, 19, 17)
 
 
 def _detections(labels, scores):
