@@ -52,7 +52,7 @@ def resolve_class_routes(classes: Sequence[str], class_groups: Mapping[str, Sequ
     A class goes to ``class_to_group[class]`` when given (a pose group or head name;
     None: skip the class), else to the one pose group among the detector groups that
     annotate it (a detector trained on COCO + AP-10K: ``'person'`` -> the ``person``
-    group, every AP-10K species -> ``animal``).
+    group, every AP-10K species -> ``animal``), else to the one pose head of that name.
 
     Raises:
         ValueError: ``class_to_group`` names a class the detector lacks or a target the
@@ -74,7 +74,9 @@ def resolve_class_routes(classes: Sequence[str], class_groups: Mapping[str, Sequ
     for name in classes:
         target = explicit[name] if name in explicit else None
         if name not in explicit:
-            found = [g for g in class_groups.get(name, ()) if g in groups]
+            annotated = class_groups.get(name, ())
+            # a pose group of that name, else (a model that met no groups) a head
+            found = [g for g in annotated if g in groups] or [g for g in annotated if g in heads]
             target = found[0] if len(found) == 1 else None
             if target is None:
                 missing.append(name)

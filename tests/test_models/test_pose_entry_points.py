@@ -293,3 +293,7 @@ def test_flip_test_without_keypoint_metas_names_the_fix(tiny_pose):
     with pytest.raises(ValueError, match=r'flip test of head "animal" needs its keypoints\' '
                                          r'flip_indices.*set model.dataset_meta'):
         inference_topdown_routed(model, img, BOXES, heads='animal')
+    # a model that met no groups: detector groups route to the pose heads of their names
+    from mtl_plugin.apis import resolve_class_routes
+    assert resolve_class_routes(CLASSES, CLASS_GROUPS, model, dict(car=None)) == dict(
+        person=('head', 'person'), cat=('head', 'animal'), dog=('head', 'animal'), car=None)
