@@ -101,15 +101,21 @@ def _run(args, error) -> int:
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
         raise error(f'checkpoint {args.checkpoint!r} does not exist')
     thresholds = _thresholds(args, error)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    try:
+        cfg = Config.fromfile(args.config)
+        if args.cfg_options:
+            cfg.merge_from_dict(args.cfg_options)
+    except Exception as e:  # a config that does not parse: one line
+        raise error(f'config {args.config!r} cannot be read: {type(e).__name__}: {e}')
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmdet')):
         try:  # the split's sources, read with the test dataloader's own pipeline
             require_groups(cfg, args.split, 'consolidation needs one source per group')
             dataset = build_tool_dataset(cfg, args.split)
         except ToolDataError as e:
             raise error(str(e))
+        except (ValueError, KeyError, TypeError, OSError) as e:  # a source that fails to load
+            raise error(f'the {args.split} dataset cannot be built: {type(e).__name__}: '
+                        f'{str(e).strip(chr(39))}')
         model = None
         if args.predictions is not None:
             preds = load_dumped_predictions(args.predictions)

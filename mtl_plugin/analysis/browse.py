@@ -71,6 +71,10 @@ def build_model(cfg: Config, checkpoint: Optional[str], dataset_meta: dict,
             model.init_weights()
         else:
             load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
+    except Exception as err:  # a truncated / foreign file: one line, not a traceback
+        raise BrowseError(f'checkpoint {checkpoint!r} cannot be loaded into the config\'s '
+                          f'model: {type(err).__name__}: {str(err).splitlines()[0][:300]}'
+                          ) from err
     finally:
         logger.setLevel(level)
     try:

@@ -2,8 +2,11 @@
 import csv
 import io
 import json
+import os
 import os.path as osp
 import pickle
+import shutil
+import tempfile
 from collections import defaultdict
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -72,8 +75,12 @@ def load_dumped_predictions(path: str) -> Predictions:
     """Predictions dumped by ``tools/test.py --out preds.pkl`` (MMEngine DumpResults)."""
     if not osp.isfile(path):
         raise ConsolidationError(f'predictions file {path!r} does not exist')
-    with open(path, 'rb') as f:
-        dumped = pickle.load(f)
+    try:
+        with open(path, 'rb') as f:
+            dumped = pickle.load(f)
+    except Exception as err:  # truncated / not a pickle
+        raise ConsolidationError(f'predictions file {path!r} cannot be read: '
+                                 f'{type(err).__name__}: {err}') from err
     if not isinstance(dumped, list):
         raise ConsolidationError(f'{path!r} is not a list of predictions (tools/test.py --out)')
     return dict(_entry(s) for s in dumped)
@@ -128,7 +135,10 @@ def run_consolidation(sources: Sequence[dict], classes: Sequence[str], preds: Pr
         preds (Predictions): (group, image id) -> predictions.
         thresholds (Thresholds): Score thresholds.
         out_dir (str): Output folder: ``<source>_consolidated.json``, ``review.csv``,
-            ``review.png``, ``summary.json``.
+            ``review.png``, ``summary.json``. The whole set is written atomically: into a
+            staging folder beside it, then moved in with ``summary.json`` last (a stale
+            ``summary.json`` is removed first), so an interrupted run never leaves new
+            and stale files under a summary.
         review_top (int): Crops in the PNG. Defaults to 48.
         tuned (dict, optional): Tuned thresholds, recorded in the summary.
 
@@ -136,14 +146,45 @@ def run_consolidation(sources: Sequence[dict], classes: Sequence[str], preds: Pr
         dict: The summary (counts per source and kind, paths, thresholds; ``gt``: the
         file's annotations, ``own_gt``: those of the source's own classes, kept).
     """
+    os.makedirs(out_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=out_dir, prefix='.staging-')
+    try:
+        summary = _consolidate_all(sources, classes, preds, thresholds, staging, review_top,
+                                   tuned)
+        _publish(staging, out_dir, summary)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return summary
+
+
+def _publish(staging: str, out_dir: str, summary: dict) -> None:
+    """Move the staged files into ``out_dir``: the old summary out first, the new last."""
+    for src in summary['sources'].values():
+        src['file'] = osp.join(out_dir, osp.basename(src['file']))
+    atomic_write(osp.join(staging, 'summary.json'), json.dumps(summary, indent=1).encode())
+    final = osp.join(out_dir, 'summary.json')
+    if osp.exists(final):
+        os.remove(final)
+    for name in sorted(os.listdir(staging), key=lambda n: n == 'summary.json'):
+        os.replace(osp.join(staging, name), osp.join(out_dir, name))
+
+
+def _consolidate_all(sources: Sequence[dict], classes: Sequence[str], preds: Predictions,
+                     thresholds: Thresholds, out_dir: str, review_top: int,
+                     tuned: Optional[dict]) -> dict:
+    """Write every output but ``summary.json`` into ``out_dir``; return the summary."""
     rows_all: List[dict] = []
     images: Dict[Tuple[str, int], str] = {}
     summary = dict(classes=list(classes), thresholds=dict(
         default_high=thresholds.default_high, default_low=thresholds.default_low,
         high=thresholds.high, low=thresholds.low), tuned=tuned, sources={})
     for src in sources:
-        with open(src['ann_file']) as f:
-            coco = json.load(f)
+        try:
+            with open(src['ann_file']) as f:
+                coco = json.load(f)
+        except (OSError, ValueError) as err:
+            raise ConsolidationError(f"source {src['name']!r}: annotation file "
+                                     f"{src['ann_file']!r} cannot be read: {err}") from err
         mine = {img_id: p for (g, img_id), p in preds.items() if g == src['name']}
         if coco['images'] and not mine:
             raise ConsolidationError(
@@ -172,7 +213,6 @@ def run_consolidation(sources: Sequence[dict], classes: Sequence[str], preds: Pr
                                                           new['annotations']), **counts)
         rows_all += rows
     _write_review(rows_all, images, review_top, out_dir)
-    atomic_write(osp.join(out_dir, 'summary.json'), json.dumps(summary, indent=1).encode())
     return summary
 
 

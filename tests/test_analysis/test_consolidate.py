@@ -191,7 +191,16 @@ def test_cli_model_path_and_errors(synthetic_root, tmp_path):
     nogroups = tmp_path / 'nogroups.py'
     nogroups.write_text(f"_base_ = ['{DEMO}']\ntrain_dataloader = dict(dataset=dict("
                         "_delete_=True, type='CocoDataset', ann_file='a.json'))\n")
+    truncated = tmp_path / 'truncated.pth'
+    truncated.write_bytes(ckpt.read_bytes()[:1000])
+    bad_pkl = tmp_path / 'bad.pkl'
+    bad_pkl.write_bytes(b'\x80\x04not a pickle')
+    bad_cfg = tmp_path / 'bad.py'
+    bad_cfg.write_text('model = dict(\n')
     for args, msg in [([DEMO, str(tmp_path / 'nope.pth')], 'does not exist'),
+                      ([DEMO, str(truncated)], f'checkpoint {str(truncated)!r} cannot be loaded'),
+                      ([DEMO, '--predictions', str(bad_pkl)], 'cannot be read: '),
+                      ([str(bad_cfg), str(ckpt)], f'config {str(bad_cfg)!r} cannot be read'),
                       ([DEMO], 'give the trained checkpoint'),
                       ([str(nogroups), str(ckpt)], 'the config has no groups'),
                       ([DEMO, str(ckpt), '--thr', 'person=0.9'], '--thr wants')]:
@@ -201,3 +210,27 @@ def test_cli_model_path_and_errors(synthetic_root, tmp_path):
         lines = _error_lines(proc.stderr)
         assert len(lines) == 1 and msg in lines[0], proc.stderr
     assert 'usage' in run_tool([PYTHON, TOOL, '--help']).stdout
+
+
+def test_the_output_set_is_written_atomically(synthetic_root, tmp_path, monkeypatch):
+    """Issue 12: a run killed mid-way left new and stale files mixed under one summary."""
+    import os
+    from mtl_plugin.analysis import consolidation_run as run
+    sources = [dict(name=g, ann_file=osp.join(synthetic_root, 'annotations', f'{g}_train.json'),
+                    img_dir=osp.join(synthetic_root, 'images', g)) for g in ('person', 'animal')]
+    preds = {(g, i): p for g, o in (('person', 'cat'), ('animal', 'person'))
+             for i, p in _oracle(_load(synthetic_root, f'{g}_train_full'), o).items()}
+    out = tmp_path / 'out'
+    first = run.run_consolidation(sources, CLASSES, preds, Thresholds(0.8, 0.3), str(out), 4)
+    assert first['sources']['person']['file'] == str(out / 'person_consolidated.json')
+    before = {n: (out / n).read_bytes() for n in os.listdir(out)}
+    assert sorted(before) == ['animal_consolidated.json', 'person_consolidated.json',
+                              'review.csv', 'review.png', 'summary.json']
+    # killed while writing the review (every consolidated file already written)
+    monkeypatch.setattr(run, '_write_review', lambda *a: (_ for _ in ()).throw(
+        KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        run.run_consolidation(sources, CLASSES, {k: dict(v, scores=v['scores'] * 0 + 0.99)
+                                                 for k, v in preds.items()},
+                              Thresholds(0.5, 0.3), str(out), 4)
+    assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before  # all old, no staging
