@@ -294,10 +294,11 @@ def test_grouped_metric_same_error_and_same_key(synthetic_root):
                                     'animl': dict(type='mmdet.CocoMetric', ann_file=None)})
     with pytest.raises(UnknownGroupError, match=CORE):
         metric.dataset_meta = meta
-    for key in ('1', 1, 'animal'):
-        metric = GroupedMetric(metrics={key: dict(type='mmdet.CocoMetric', ann_file=None)})
+    for key in ('1', 1, 'animal'):  # (every group needs a metric: person's is named)
+        metric = GroupedMetric(metrics={key: dict(type='mmdet.CocoMetric', ann_file=None),
+                                        'person': dict(type='mmdet.CocoMetric', ann_file=None)})
         metric.dataset_meta = meta
-        assert list(metric.metrics) == ['animal']
+        assert list(metric.metrics) == ['animal', 'person']
         assert metric.metrics['animal'][0].dataset_meta['classes'] == ('cat', 'bird')
     with pytest.raises(ValueError, match='twice'):
         GroupedMetric(metrics={1: dict(type='mmdet.CocoMetric', ann_file=None),

@@ -209,7 +209,9 @@ def source_stats(source: AnnSource, advance=None) -> dict:
         instances``, ``boxes_per_image`` (``mean``, ``max``, ``hist``: images with k boxes
         at index k), ``box_size`` and ``aspect_ratio`` (histograms), ``keypoints`` (names
         and per-keypoint counts of v=0/1/2, or None), ``crowd``, ``empty_images``,
-        ``degenerate_boxes``, ``ignored_annotations``, ``annotations_without_image``.
+        ``degenerate_boxes``, ``ignored_annotations`` (other categories, unlisted ones
+        included), ``unlisted_category_annotations`` (category id -> count, for ids the
+        file's ``categories`` do not list), ``annotations_without_image``.
     """
     data = _load_coco(source.ann_file)
     if advance is not None:
@@ -227,6 +229,7 @@ def source_stats(source: AnnSource, advance=None) -> dict:
     cat_pos, kept = _lookup(cat_ids[cat_order], arr[:, 1])
     labels = cat_order[cat_pos] if len(cat_order) else cat_pos
     valid = kept & has_img
+    arr_all = arr
     arr, vis, labels, img_idx = arr[valid], vis[valid], labels[valid], img_idx[valid]
 
     per_class = np.bincount(labels, minlength=len(keep))
@@ -253,7 +256,17 @@ def source_stats(source: AnnSource, advance=None) -> dict:
         keypoints=kpts, crowd=int((arr[:, 2] != 0).sum()),
         empty_images=int((per_image == 0).sum()), degenerate_boxes=int((~good).sum()),
         ignored_annotations=int((~kept).sum()),
+        unlisted_category_annotations=_unlisted(cats, arr_all),
         annotations_without_image=int((kept & ~has_img).sum()))
+
+
+def _unlisted(cats: Sequence[dict], arr: np.ndarray) -> Dict[str, int]:
+    """Category id -> annotations of ids the file's ``categories`` do not list (mmdet
+    drops them silently; ``MultiSourceDataset`` refuses them by default)."""
+    ids, counts = np.unique(arr[:, 1], return_counts=True)
+    listed = {float(c['id']) for c in cats}
+    return {str(int(i)) if float(i).is_integer() else str(i): int(n)
+            for i, n in zip(ids, counts) if float(i) not in listed}
 
 
 def label_overlap(classes: Mapping[str, Sequence[str]]) -> dict:

@@ -131,6 +131,15 @@ def test_hand_computed_source_stats(tmp_path):
     s = source_stats(AnnSource('hand', str(tmp_path / 'hand.json'), classes=('b', )))
     assert s['instances_per_class'] == {'b': 1} and s['ignored_annotations'] == 3
     assert s['boxes_per_image']['hist'] == [2, 1] and s['empty_images'] == 2
+    # an annotation of a category id the file does not list: counted and reported (issue 12)
+    data = json.loads((tmp_path / 'hand.json').read_text())
+    data['annotations'] += [dict(id=5 + k, image_id=2, category_id=9, bbox=[1, 1, 4, 4])
+                            for k in range(2)]
+    (tmp_path / 'stale.json').write_text(json.dumps(data))
+    s = source_stats(AnnSource('hand', str(tmp_path / 'stale.json')))
+    assert s['unlisted_category_annotations'] == {'9': 2} and s['ignored_annotations'] == 2
+    assert source_stats(AnnSource('hand', str(tmp_path / 'hand.json')))[
+        'unlisted_category_annotations'] == {}
     with pytest.raises(DatasetReportError, match=r"has none of the classes \('c',\)"):
         source_stats(AnnSource('hand', str(tmp_path / 'hand.json'), classes=('c', )))
     (tmp_path / 'empty.json').write_text(json.dumps(dict(
