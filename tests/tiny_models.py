@@ -128,3 +128,38 @@ def two_stage_kwargs():
                                min_bbox_size=0),
                       default=dict(score_thr=0.0, nms=dict(type='nms', iou_threshold=0.5),
                                    max_per_img=20)))
+
+
+GN = dict(type='GN', num_groups=8, requires_grad=True)
+POINT_TRAIN = dict(assigner=dict(type='ATSSAssigner', topk=9), allowed_border=-1,
+                   pos_weight=-1, debug=False)
+ANCHORS = dict(type='AnchorGenerator', ratios=[1.0], octave_base_scale=8, scales_per_octave=1,
+               strides=[8, 16])
+
+
+def dense_head(kind, n):
+    """A tiny dense head of each family (16-channel inputs, levels of stride 8 and 16)."""
+    common = dict(num_classes=n, in_channels=16, feat_channels=32, stacked_convs=1)
+    return dict(
+        retina=lambda: retina(n),
+        fcos=lambda: dict(type='FCOSHead', **common, strides=[8, 16],
+                          regress_ranges=((-1, 32), (32, 1e8))),
+        atss=lambda: dict(type='ATSSHead', **common, anchor_generator=ANCHORS),
+        gfl=lambda: dict(type='GFLHead', **common, anchor_generator=ANCHORS, reg_max=8,
+                         loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0),
+                         loss_dfl=dict(type='DistributionFocalLoss', loss_weight=0.25),
+                         loss_bbox=dict(type='GIoULoss', loss_weight=2.0)),
+        rtmdet=lambda: dict(type='RTMDetHead', **common, norm_cfg=GN,
+                            anchor_generator=dict(type='MlvlPointGenerator', offset=0,
+                                                  strides=[8, 16]),
+                            bbox_coder=dict(type='DistancePointBBoxCoder'),
+                            loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0),
+                            loss_bbox=dict(type='GIoULoss', loss_weight=2.0)),
+        yolox=lambda: dict(type='YOLOXHead', **common, strides=(8, 16), norm_cfg=GN),
+    )[kind]()
+
+
+DENSE_TRAIN = dict(retina=None, fcos=dict(), atss=POINT_TRAIN, gfl=POINT_TRAIN,
+             rtmdet=dict(assigner=dict(type='DynamicSoftLabelAssigner', topk=13),
+                         allowed_border=-1, pos_weight=-1, debug=False),
+             yolox=dict(assigner=dict(type='SimOTAAssigner', center_radius=2.5)))

@@ -11,39 +11,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-GN = dict(type='GN', num_groups=8, requires_grad=True)
-POINT_TRAIN = dict(assigner=dict(type='ATSSAssigner', topk=9), allowed_border=-1,
-                   pos_weight=-1, debug=False)
-ANCHORS = dict(type='AnchorGenerator', ratios=[1.0], octave_base_scale=8, scales_per_octave=1,
-               strides=[8, 16])
-
-
-def _head(kind, n):
-    from tiny_models import retina
-    common = dict(num_classes=n, in_channels=16, feat_channels=32, stacked_convs=1)
-    return dict(
-        retina=lambda: retina(n),
-        fcos=lambda: dict(type='FCOSHead', **common, strides=[8, 16],
-                          regress_ranges=((-1, 32), (32, 1e8))),
-        atss=lambda: dict(type='ATSSHead', **common, anchor_generator=ANCHORS),
-        gfl=lambda: dict(type='GFLHead', **common, anchor_generator=ANCHORS, reg_max=8,
-                         loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0),
-                         loss_dfl=dict(type='DistributionFocalLoss', loss_weight=0.25),
-                         loss_bbox=dict(type='GIoULoss', loss_weight=2.0)),
-        rtmdet=lambda: dict(type='RTMDetHead', **common, norm_cfg=GN,
-                            anchor_generator=dict(type='MlvlPointGenerator', offset=0,
-                                                  strides=[8, 16]),
-                            bbox_coder=dict(type='DistancePointBBoxCoder'),
-                            loss_cls=dict(type='QualityFocalLoss', use_sigmoid=True, beta=2.0),
-                            loss_bbox=dict(type='GIoULoss', loss_weight=2.0)),
-        yolox=lambda: dict(type='YOLOXHead', **common, strides=(8, 16), norm_cfg=GN),
-    )[kind]()
-
-
-TRAIN = dict(retina=None, fcos=dict(), atss=POINT_TRAIN, gfl=POINT_TRAIN,
-             rtmdet=dict(assigner=dict(type='DynamicSoftLabelAssigner', topk=13),
-                         allowed_border=-1, pos_weight=-1, debug=False),
-             yolox=dict(assigner=dict(type='SimOTAAssigner', center_radius=2.5)))
 KINDS = ['retina', 'fcos', 'atss', 'gfl', 'rtmdet', 'yolox', 'faster_rcnn']
 REDUCED = {'fcos', 'atss', 'gfl', 'rtmdet', 'yolox'}  # heads that reduce_mean their counts
 LAYOUTS = dict(split=(['person', 'person'], ['animal', 'animal']),
@@ -51,13 +18,13 @@ LAYOUTS = dict(split=(['person', 'person'], ['animal', 'animal']),
 
 
 def build(kind):
-    from tiny_models import (GROUP_CLASSES, TRAIN_CFG, backbone_neck, build_detector,
-                             two_stage_kwargs)
+    from tiny_models import (DENSE_TRAIN, GROUP_CLASSES, TRAIN_CFG, backbone_neck,
+                             build_detector, dense_head, two_stage_kwargs)
     if kind == 'faster_rcnn':
         kw = two_stage_kwargs()
     else:
-        kw = dict(heads=dict(person=_head(kind, 1), animal=_head(kind, 2)),
-                  train_cfg=TRAIN_CFG if TRAIN[kind] is None else TRAIN[kind])
+        kw = dict(heads=dict(person=dense_head(kind, 1), animal=dense_head(kind, 2)),
+                  train_cfg=TRAIN_CFG if DENSE_TRAIN[kind] is None else DENSE_TRAIN[kind])
     parts = backbone_neck()
     parts['backbone'] = dict(parts['backbone'], norm_eval=True)  # batch-independent BN
     model = build_detector(**kw, **parts, head_classes=GROUP_CLASSES)

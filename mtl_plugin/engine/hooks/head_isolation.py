@@ -85,7 +85,12 @@ class HeadIsolationHook(Hook):
             device = next(self._model.parameters()).device
             flags = flags.to(device)
             all_reduce(flags, op='max')
+        # parts the heads share (partitioned heads: the first head's towers) train on
+        # every head's samples: never an idle head's own
+        partition = getattr(self._model, 'partition', None)
+        shared = partition.shared_parameters() if partition is not None else set()
         for name, flag in zip(names, flags.tolist()):
             if flag == 0:
                 for param in heads[name].parameters():
-                    param.grad = None
+                    if id(param) not in shared:
+                        param.grad = None

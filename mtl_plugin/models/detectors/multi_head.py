@@ -1,7 +1,8 @@
 """``MultiHeadDetector``: shared backbone/neck, one detection head per dataset."""
+import contextlib
 import copy
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmcv.ops import batched_nms
@@ -21,34 +22,11 @@ from ..necks import SoftParameterSharing
 from ..losses import check_row_layouts, group_context
 from ..multi_head import MultiHeadMixin
 from ..recording import DataMapRecording
+from .head_cfgs import CfgDict, config as _config, per_head as _per_head
 from .lockstep import join_head_collectives, lockstep_plan
+from .partition import partition_heads as partition_heads_of
 from .label_io import (check_classes, check_heads, data_space, gt_to_output, output_table, relabel,
                        unified_to_head_table)
-
-CfgDict = Union[dict, ConfigDict]
-
-
-def _per_head(cfg: Optional[CfgDict], heads: Sequence[str]) -> Dict[str, Optional[dict]]:
-    """Split a train/test cfg into one cfg per head.
-
-    ``cfg`` is either shared by every head, or keyed by head name (plus an optional
-    ``default`` for the heads it does not name).
-    """
-    cfg = dict(cfg or {})
-    if any(h in cfg for h in heads) or 'default' in cfg:
-        default = cfg.get('default')
-        unknown = set(cfg) - set(heads) - {'default'}
-        if unknown:
-            raise KeyError(f'per-head cfg names unknown heads {sorted(unknown)}; heads: '
-                           f'{list(heads)}')
-        return {h: _config(cfg.get(h, default)) for h in heads}
-    return {h: _config(cfg) for h in heads}
-
-
-def _config(cfg: Optional[dict]) -> Optional[ConfigDict]:
-    """Heads read their cfgs by attribute (``test_cfg.nms_pre``)."""
-    return ConfigDict(copy.deepcopy(cfg)) if cfg else None
-
 
 @MODELS.register_module()
 class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, BaseDetector):
@@ -103,6 +81,11 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
             classes.
         class_mapping (dict, optional): Per group (or head), class name -> unified name
             (``{'animal': {'human': 'person'}}``). Defaults to the dataset's.
+        partition_heads (dict, optional): Partitioned heads (``dict()`` or
+            ``dict(share_box=True)``): every head uses the first head's towers (and box
+            branch), keeping its own classification output; towers run once per sample
+            in training and once per batch in merged inference (see
+            :mod:`.partition`). Defaults to None (full heads).
         partial_label_masking (bool): Block the gradient of classes a sample's dataset
             does not annotate (for heads shared by several groups). Defaults to True.
         aux_head (dict, optional): Auxiliary head trained on the features of the whole
@@ -138,6 +121,7 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
                  unified_classes: Optional[Sequence[str]] = None,
                  class_mapping: Optional[Dict[str, Dict[str, str]]] = None,
                  partial_label_masking: bool = True,
+                 partition_heads: Optional[dict] = None,
                  aux_head: Optional[CfgDict] = None,
                  loss_weighting: Optional[CfgDict] = None,
                  train_cfg: Optional[CfgDict] = None,
@@ -173,6 +157,8 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
             cfg.update(train_cfg=head_train[name], test_cfg=head_test[name])
             built[name] = self.build_head(name, cfg)
         self.heads = ModuleDict(built)  # mmengine's: init_weights reaches every head
+        self.partition = None if partition_heads is None else partition_heads_of(
+            self.heads, **dict(partition_heads))
         self.init_routing(group_to_head, head_classes, unified_classes, class_mapping)
         self.test_heads = check_heads(test_cfg.get('heads'), list(self.heads))
         self.output_classes = check_classes(test_cfg.get('output_classes'),
@@ -415,6 +401,11 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
         if self.rpn_head is not None:
             proposals = self.rpn_head.predict(x, batch_data_samples, rescale=False)
         out: Dict[str, List[InstanceData]] = OrderedDict()
+        with self.partition.sharing() if self.partition else contextlib.nullcontext():
+            self._run_heads(x, proposals, batch_data_samples, plan, rescale, out)
+        return out
+
+    def _run_heads(self, x, proposals, batch_data_samples, plan, rescale, out) -> None:
         for head_name, idx in plan.items():
             x_sub = self._select(x, idx) if len(idx) < len(batch_data_samples) else x
             x_sub = self.head_feat(x_sub, head_name)
@@ -425,7 +416,6 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
                                               rescale=rescale)
             else:
                 out[head_name] = head.predict(x_sub, samples, rescale=rescale)
-        return out
 
     def _merge(self, parts: List[InstanceData]) -> InstanceData:
         merged = InstanceData.cat(parts) if len(parts) > 1 else parts[0]

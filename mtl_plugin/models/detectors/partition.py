@@ -1,0 +1,175 @@
+"""Partitioned heads: the heads share one set of towers, each keeps its own outputs.
+
+The design UniDet uses for many datasets. With ``MultiHeadDetector(partition_heads=dict())``
+the first head keeps its towers (``cls_convs``, ``reg_convs``; with ``share_box=True`` its
+box branch too: ``retina_reg``, ``conv_reg`` + ``conv_centerness`` + ``scales``, ...), with
+their stock names, initialisation and checkpoint keys; in every other head those parts are
+replaced by :class:`SharedPart` stand-ins without parameters that call the first head's.
+Each head keeps its own classification output (and box branch unless shared).
+
+- Training: a head still runs only on its own samples, so the towers run once per sample
+  whatever the number of heads, and learn from every sample. An idle head's own
+  parameters get no update (``HeadIsolationHook`` leaves the shared parts alone:
+  :meth:`HeadPartition.shared_parameters`).
+- Merged inference: inside :meth:`HeadPartition.sharing` the first head's parts record
+  their output and the stand-ins of the other heads reuse it for the same input: the
+  towers run once, then one small output conv per head.
+
+Works with any mmdet dense head whose forward runs ``cls_convs`` / ``reg_convs`` and then
+its output convs (RetinaHead, FCOSHead, ATSSHead, GFLHead, RTMDetHead and subclasses).
+"""
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Set, Tuple
+
+from torch import nn
+
+__all__ = ['HeadPartition', 'SharedPart', 'partition_heads']
+
+TOWERS = ('cls_convs', 'reg_convs')
+# the box branch per head class (looked up along the MRO); only the parts a head has
+BOX_PARTS = dict(RetinaHead=('retina_reg', ), FCOSHead=('conv_reg', 'conv_centerness', 'scales'),
+                 ATSSHead=('atss_reg', 'atss_centerness', 'scales'),
+                 GFLHead=('gfl_reg', 'scales'), RTMDetHead=('rtm_reg', 'scales'))
+
+
+class _Recorder:
+    """Forward hook of a shared layer of the first head: records (input, output) while
+    the partition shares (a callable object, so that ``deepcopy`` of the model keeps it
+    pointing at the copy's partition)."""
+
+    def __init__(self, partition: 'HeadPartition', path: str) -> None:
+        self.partition = partition
+        self.path = path
+
+    def __call__(self, module: nn.Module, args: Tuple[Any, ...], output: Any) -> None:
+        if self.partition.memo is not None and args:  # the input kept: its id stays valid
+            self.partition.memo[self.path, id(args[0])] = (args[0], output)
+
+
+class SharedPart(nn.Module):
+    """Stands in a head for one layer of the first head's shared parts (no parameters).
+
+    Args:
+        partition (HeadPartition): The partition (not registered as a submodule).
+        path (str): The layer's path in the first head, e.g. ``'cls_convs.0'``.
+    """
+
+    def __init__(self, partition: 'HeadPartition', path: str) -> None:
+        super().__init__()
+        object.__setattr__(self, 'partition', partition)
+        self.path = path
+
+    def forward(self, x: Any, *args: Any) -> Any:
+        # a stand-in in eval mode runs the shared layer in eval mode too (no batch-norm
+        # statistics move, e.g. when DDP's lockstep runs an idle head without gradient)
+        return self.partition.call(self.path, x, *args, training=self.training)
+
+    def extra_repr(self) -> str:
+        return f'-> {self.partition.owner_name}.{self.path}'
+
+
+class HeadPartition:
+    """What the heads share, and the memo of merged inference.
+
+    Args:
+        owner (nn.Module): The first head, which holds the shared parts.
+        owner_name (str): Its name.
+        parts (list[str]): The shared attributes (``cls_convs``, ...).
+    """
+
+    def __init__(self, owner: nn.Module, owner_name: str, parts: List[str]) -> None:
+        self.owner = owner
+        self.owner_name = owner_name
+        self.parts = list(parts)
+        # (path, id(input)) -> (input, output), only inside sharing()
+        self.memo: Optional[Dict[Tuple[str, int], Tuple[Any, Any]]] = None
+
+    def call(self, path: str, x: Any, *args: Any, training: bool = True) -> Any:
+        """Run the first head's layer ``path`` (or reuse its recorded output for ``x``);
+        with ``training=False`` in eval mode."""
+        if self.memo is not None and not args:
+            hit = self.memo.get((path, id(x)))
+            if hit is not None and hit[0] is x:
+                return hit[1]
+        layer = self.owner.get_submodule(path)
+        if training or not layer.training:
+            return layer(x, *args)
+        layer.eval()
+        try:
+            return layer(x, *args)
+        finally:
+            layer.train()
+
+    @contextmanager
+    def sharing(self) -> Iterator[None]:
+        """Reuse the first head's part outputs for the same input within the block."""
+        self.memo = {}
+        try:
+            yield
+        finally:
+            self.memo = None
+
+    def shared_parameters(self) -> Set[int]:
+        """Ids of the shared parts' parameters (trained by every head's samples)."""
+        return {id(p) for part in self.parts for p in getattr(self.owner, part).parameters()}
+
+
+def _box_parts(head: nn.Module) -> Tuple[str, ...]:
+    for cls in type(head).__mro__:
+        if cls.__name__ in BOX_PARTS:
+            return BOX_PARTS[cls.__name__]
+    raise TypeError(f'partition_heads(share_box=True): no known box branch for '
+                    f'{type(head).__name__}; known: {sorted(BOX_PARTS)} (or share_box=False)')
+
+
+def _stand_in(layer: nn.Module, partition: HeadPartition, path: str, record: bool) -> nn.Module:
+    """Stand-ins mirroring ``layer`` (lists of layers stay lists); with ``record``, a
+    recorder hook on each original layer (once per layer)."""
+    if isinstance(layer, (nn.ModuleList, nn.Sequential)):
+        return type(layer)([_stand_in(child, partition, f'{path}.{i}', record)
+                            for i, child in enumerate(layer)])
+    if record:
+        layer.register_forward_hook(_Recorder(partition, path))
+    return SharedPart(partition, path)
+
+
+def _check_same(name: str, head: nn.Module, ref_name: str, ref: nn.Module, part: str) -> None:
+    mine, theirs = getattr(head, part, None), getattr(ref, part, None)
+    if mine is None or theirs is None:
+        raise TypeError(f'partition_heads: heads["{name}"] ({type(head).__name__}) and '
+                        f'heads["{ref_name}"] ({type(ref).__name__}) do not both have '
+                        f'{part!r}; partitioned heads must be the same kind of dense head')
+    shapes = [tuple(p.shape) for p in mine.parameters()]
+    if shapes != [tuple(p.shape) for p in theirs.parameters()]:
+        raise ValueError(f'partition_heads: {part!r} of heads["{name}"] and heads["{ref_name}"]'
+                         ' differ in shape; give the heads the same in_channels, '
+                         'feat_channels, stacked_convs (and norm) to share them')
+
+
+def partition_heads(heads: nn.ModuleDict, share_box: bool = False) -> HeadPartition:
+    """Make every head but the first use the first head's towers (and box branch).
+
+    Args:
+        heads (nn.ModuleDict): The built heads (modified in place).
+        share_box (bool): Share the box branch too. Defaults to False.
+
+    Returns:
+        HeadPartition: The partition (the detector keeps it).
+
+    Raises:
+        TypeError / ValueError: Heads of another kind or shape, naming the head and part.
+    """
+    if not isinstance(share_box, bool):
+        raise TypeError(f'partition_heads: share_box must be True or False, got {share_box!r}')
+    names = list(heads)
+    ref_name, ref = names[0], heads[names[0]]
+    parts = list(TOWERS) + (list(_box_parts(ref)) if share_box else [])
+    parts = [p for p in parts if p in TOWERS or hasattr(ref, p)]
+    partition = HeadPartition(ref, ref_name, parts)
+    for name in names[1:]:
+        for part in parts:
+            _check_same(name, heads[name], ref_name, ref, part)
+    for k, name in enumerate(names[1:]):
+        for part in parts:
+            setattr(heads[name], part, _stand_in(getattr(ref, part), partition, part, k == 0))
+    return partition

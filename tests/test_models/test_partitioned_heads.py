@@ -1,0 +1,112 @@
+"""Partitioned heads (issue 14): heads share the first head's towers, keep their outputs.
+
+Exact against a full-heads model whose towers are tied copies of the first head's: the same
+losses and predictions, the shared towers' gradient = the sum of the copies' gradients; the
+towers run once in merged inference; an idle head's own parameters stay untouched."""
+import copy
+
+import pytest
+import torch
+from tiny_models import (DENSE_TRAIN, TRAIN_CFG, backbone_neck, batch, build_detector,
+                         dense_head)
+
+from mtl_plugin.engine import HeadIsolationHook
+from mtl_plugin.models.detectors.partition import SharedPart
+
+CLASSES = dict(person=('person', ), animal=('cat', 'bird'), vehicle=('car', ))
+KINDS = ['retina', 'fcos', 'atss', 'gfl', 'rtmdet']
+
+
+def _pair(kind, share_box=False):
+    """(partitioned, full with the first head's parts copied into every head)."""
+    heads = {g: dense_head(kind, len(c)) for g, c in CLASSES.items()}
+    kw = dict(heads=heads, head_classes=CLASSES,
+              train_cfg=TRAIN_CFG if DENSE_TRAIN[kind] is None else DENSE_TRAIN[kind])
+    kw.update(copy.deepcopy(backbone_neck()))
+    kw['backbone'] = dict(kw['backbone'], norm_eval=True)
+    part = build_detector(**kw, partition_heads=dict(share_box=share_box))
+    full = build_detector(**kw)
+    full.load_state_dict(part.state_dict(), strict=False)  # backbone, neck, own parts
+    ref = part.heads['person']
+    for name in ('animal', 'vehicle'):
+        for key in part.partition.parts:
+            getattr(full.heads[name], key).load_state_dict(getattr(ref, key).state_dict())
+    return part, full
+
+
+def _losses(model, data):
+    data = model.data_preprocessor(copy.deepcopy(data), training=True)
+    return model.loss(data['inputs'], data['data_samples'])
+
+
+def _total(losses):
+    return sum(sum(v) if isinstance(v, list) else v for k, v in losses.items() if 'loss' in k)
+
+
+@pytest.mark.parametrize('kind', KINDS)
+def test_partitioned_equals_tied_full_heads(kind):
+    part, full = _pair(kind, share_box=kind == 'fcos')
+    for name in ('animal', 'vehicle'):  # stand-ins, no parameters of their own there
+        assert isinstance(part.heads[name].cls_convs[0], SharedPart)
+        assert not any(k.startswith(f'heads.{name}.cls_convs') for k in part.state_dict())
+    n_part = sum(p.numel() for p in part.parameters())
+    assert n_part < sum(p.numel() for p in full.parameters())
+    data = batch(['person', 'animal', 'animal', 'person'], seed=2)
+    lp, lf = _losses(part, data), _losses(full, data)
+    assert list(lp) == list(lf)
+    for key in lp:
+        assert torch.allclose(torch.as_tensor(_total({key: lp[key]}) if 'loss' in key else 0.),
+                              torch.as_tensor(_total({key: lf[key]}) if 'loss' in key else 0.),
+                              rtol=1e-5, atol=1e-7), key
+    _total(lp).backward()
+    _total(lf).backward()
+    ref, tied = part.heads['person'].cls_convs, [full.heads[h].cls_convs for h in CLASSES]
+    for i, p in enumerate(ref.parameters()):
+        want = sum(list(t.parameters())[i].grad for t in tied
+                   if list(t.parameters())[i].grad is not None)
+        assert torch.allclose(p.grad, want, rtol=1e-4, atol=1e-7)
+    # merged inference: the same predictions, the towers run once per level
+    part.eval(), full.eval()
+    data = part.data_preprocessor(copy.deepcopy(data), training=False)
+    calls = []
+    hook = part.heads['person'].cls_convs[0].register_forward_hook(lambda *a: calls.append(1))
+    with torch.no_grad():
+        out_p = part.predict(data['inputs'], copy.deepcopy(data['data_samples']))
+        out_f = full.predict(data['inputs'], copy.deepcopy(data['data_samples']))
+    hook.remove()
+    assert len(calls) == 2  # two levels, once each (not once per head)
+    for a, b in zip(out_p, out_f):
+        assert torch.allclose(a.pred_instances.scores, b.pred_instances.scores, atol=1e-6)
+        assert torch.equal(a.pred_instances.labels, b.pred_instances.labels)
+
+
+def test_an_idle_head_keeps_its_own_parameters_and_the_towers_train():
+    from types import SimpleNamespace
+
+    from mmengine.optim import build_optim_wrapper
+    part, _ = _pair('retina')
+    wrapper = build_optim_wrapper(part, dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9,
+                                                            weight_decay=1e-2)))
+    HeadIsolationHook().before_train(SimpleNamespace(model=part, optim_wrapper=wrapper))
+    before = copy.deepcopy(part.state_dict())
+    part.train()
+    part.train_step(batch(['animal', 'animal'], seed=3), wrapper)  # person and vehicle idle
+    after = part.state_dict()
+    for key in before:
+        moved = not torch.equal(before[key], after[key])
+        if key.startswith(('heads.person.retina_', 'heads.vehicle.')):
+            assert not moved, key  # idle heads' own outputs
+        if key.startswith(('heads.person.cls_convs', 'heads.animal.retina_cls')) and \
+                key.endswith('weight'):
+            assert moved, key  # the shared towers learn from the animal samples
+
+
+def test_partition_errors():
+    heads = {g: dense_head('retina', len(c)) for g, c in CLASSES.items()}
+    heads['vehicle'] = dict(heads['vehicle'], feat_channels=8)
+    with pytest.raises(ValueError, match=r"'cls_convs' of heads\[\"vehicle\"\] and "
+                                         r'heads\["person"\] differ in shape'):
+        build_detector(heads=heads, head_classes=CLASSES, partition_heads=dict())
+    heads['vehicle'] = dense_head('fcos', 1)
+    with pytest.raises(TypeError, match='share_box must be True or False'):
+        build_detector(heads=heads, head_classes=CLASSES, partition_heads=dict(share_box=1))
