@@ -219,3 +219,17 @@ def test_test_cfg_heads_runs_only_the_chosen_heads():
         assert torch.equal(a.pred_instances.labels, f.pred_instances.labels[keep])
     with pytest.raises(KeyError, match=r"test_cfg.heads must name heads of the model"):
         build_detector(test_cfg=dict(TEST_CFG, heads=['dog']))
+
+
+def test_browse_dataset_view_of_a_unified_dataset_draws_class_names(synthetic_root):
+    """What mmdet's browse_dataset.py draws (the dataset's own samples, its metainfo) is
+    right with label_space='unified': 'cat' / 'bird' on animal images."""
+    dataset = _dataset(synthetic_root, label_space='unified')
+    meta = dataset.metainfo
+    for idx in (0, len(dataset) - 1):
+        sample = dataset[idx]['data_samples']
+        sample.gt_instances.bboxes = sample.gt_instances.bboxes.tensor  # as browse_dataset
+        spy = _draw(meta, sample, draw_pred=False)
+        assert spy.texts == _gt_names(synthetic_root, sample)
+        assert spy.box_colours == [tuple(meta['palette'][meta['classes'].index(n)])
+                                   for n in spy.texts]
