@@ -119,7 +119,12 @@ class MultiSourceDataset(Dataset):
     - :attr:`group_ids`, one integer per sample, from the annotation files only;
     - each source keeps its own label space (:meth:`get_group_metainfo`); with
       ``label_space='unified'``, instance labels are shifted into one unified space
-      (for a single head over the union of the classes).
+      (for a single head over the union of the classes, or a ``MultiHeadDetector``,
+      which maps them back by name); every sample says which in its metainfo
+      ``gt_label_space`` (``'group'`` / ``'unified'``), with the serialised
+      ``label_space`` and the ``groups``;
+    - ``metainfo`` (classes, a distinct colour per class, label spaces) without reading
+      an annotation file under ``lazy_init=True``.
 
     Args:
         datasets (Sequence[dict]): Source configs (``type`` + ``group_name`` +
