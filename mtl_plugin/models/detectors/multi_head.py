@@ -7,9 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from mmcv.ops import batched_nms
 from mmdet.models.detectors.base import BaseDetector
-from mmdet.models.utils import unpack_gt_instances
 from mmdet.structures import SampleList
-from mmengine.config import ConfigDict
 from mmengine.model import ModuleDict
 from mmengine.registry import MODELS
 from mmengine.structures import InstanceData
@@ -24,6 +22,8 @@ from ..multi_head import MultiHeadMixin
 from ..recording import DataMapRecording
 from .head_cfgs import CfgDict, config as _config, per_head as _per_head
 from .lockstep import join_head_collectives, lockstep_plan
+from .masked_loss import masked_dense_loss
+from .trunk import trunk_features
 from .partition import partition_heads as partition_heads_of
 from .label_io import (check_classes, check_heads, data_space, gt_to_output, output_table, relabel,
                        unified_to_head_table)
@@ -86,6 +86,9 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
             branch), keeping its own classification output; towers run once per sample
             in training and once per batch in merged inference (see
             :mod:`.partition`). Defaults to None (full heads).
+        trunk_per_head (bool): In training, run the backbone / neck once per head on its
+            own samples, so that gradient surgery's per-task backwards add up to about
+            one full backward (see :mod:`.trunk`). Defaults to False.
         partial_label_masking (bool): Block the gradient of classes a sample's dataset
             does not annotate (for heads shared by several groups). Defaults to True.
         aux_head (dict, optional): Auxiliary head trained on the features of the whole
@@ -122,6 +125,7 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
                  class_mapping: Optional[Dict[str, Dict[str, str]]] = None,
                  partial_label_masking: bool = True,
                  partition_heads: Optional[dict] = None,
+                 trunk_per_head: bool = False,
                  aux_head: Optional[CfgDict] = None,
                  loss_weighting: Optional[CfgDict] = None,
                  train_cfg: Optional[CfgDict] = None,
@@ -157,6 +161,7 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
             cfg.update(train_cfg=head_train[name], test_cfg=head_test[name])
             built[name] = self.build_head(name, cfg)
         self.heads = ModuleDict(built)  # mmengine's: init_weights reaches every head
+        self.trunk_per_head = bool(trunk_per_head)
         self.partition = None if partition_heads is None else partition_heads_of(
             self.heads, **dict(partition_heads))
         self.init_routing(group_to_head, head_classes, unified_classes, class_mapping)
@@ -240,7 +245,8 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
         self.meet(batch_data_samples)
         if self._met.get('label_space'):  # the data names classes: so must every head
             self.check_head_classes()
-        x = self.extract_feat(batch_inputs)
+        plan = self.route(batch_data_samples)
+        x, own = trunk_features(self, batch_inputs, plan, self.trunk_per_head and self.training)
         losses: dict = {}
         proposals = None
         # inside ``with self.recording(recorder)`` (DataMapHook): also predict (same head
@@ -249,14 +255,14 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
         if self.rpn_head is not None:
             proposals, rpn_losses = self._rpn_loss(x, batch_data_samples)
             losses.update(rpn_losses)
-        for head_name, idx in lockstep_plan(list(self.heads), self.route(batch_data_samples)):
+        for head_name, idx in lockstep_plan(list(self.heads), plan):
             if not idx:  # DDP: its samples are on other ranks; join its collectives only
                 join_head_collectives(self.heads[head_name], self.head_feat(self._select(
                     x, [0]), head_name), batch_data_samples[0], proposals and proposals[0])
                 continue
             samples = [self._to_head_labels(head_name, batch_data_samples[i]) for i in idx]
             head = self.heads[head_name]
-            x_sub = self.head_feat(self._select(x, idx), head_name)
+            x_sub = self.head_feat(own[head_name] if own else self._select(x, idx), head_name)
             predict_cfg = None if recorder is None else recorder.predict_cfg(head.test_cfg)
             predictions = None  # (data map) from the same outputs as the loss
             # group-weighted losses read the groups of exactly this head's samples
@@ -264,8 +270,8 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
                 if proposals is not None:
                     head_losses = head.loss(x_sub, [proposals[i] for i in idx], samples)
                 elif self._needs_masking(head_name):
-                    head_losses, predictions = self._masked_dense_loss(
-                        head_name, x_sub, samples, predict_cfg)
+                    head_losses, predictions = masked_dense_loss(
+                        head, self._annotated(head_name, samples), x_sub, samples, predict_cfg)
                 elif recorder is not None and hasattr(head, 'loss_and_predict'):
                     head_losses, predictions = head.loss_and_predict(
                         x_sub, samples, proposal_cfg=predict_cfg)
@@ -311,27 +317,11 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
     def _needs_masking(self, head_name: str) -> bool:
         return self.partial_label_masking and len(self.groups_of_head(head_name)) > 1
 
-    def _masked_dense_loss(self, head_name: str, x: Tuple[Tensor, ...], samples: SampleList,
-                           predict_cfg: Optional[ConfigDict] = None) -> Tuple[dict, Optional[list]]:
-        """Dense-head loss whose unannotated classes get no gradient, per image, and
-        (with ``predict_cfg``, for the data map) the predictions of the same outputs."""
-        head = self.heads[head_name]
-        outs = list(head(x))
-        # (B, C) True where the sample's dataset annotates the class
-        mask = torch.stack([self.annotated_mask(head_name, s.metainfo['group_name'])
-                            for s in samples]).to(x[0].device)
-        num_classes = head.cls_out_channels
-        masked = []
-        for cls_score in outs[0]:  # (B, A*C, h, w), channel = anchor * C + class
-            channel_mask = mask.repeat(1, cls_score.shape[1] // num_classes)
-            channel_mask = channel_mask[:, :, None, None].expand_as(cls_score)
-            masked.append(torch.where(channel_mask, cls_score, cls_score.detach()))
-        outs[0] = masked
-        gt, gt_ignore, metas = unpack_gt_instances(samples)
-        losses = head.loss_by_feat(*outs, gt, metas, gt_ignore)
-        if predict_cfg is None:
-            return losses, None
-        return losses, head.predict_by_feat(*outs, batch_img_metas=metas, cfg=predict_cfg)
+    def _annotated(self, head_name: str, samples: SampleList) -> Tensor:
+        """(B, C_head) bool: True where the sample's dataset annotates the class."""
+        return torch.stack([self.annotated_mask(head_name, s.metainfo['group_name'])
+                            for s in samples])
+
 
     # ------------------------------------------------------------------ inference
     def predict(self, batch_inputs: Tensor, batch_data_samples: SampleList,
