@@ -206,21 +206,19 @@ def source_stats(source: AnnSource, advance=None) -> dict:
     Returns:
         dict: ``num_images``, ``num_annotations``, ``classes``, ``instances_per_class``,
         ``imbalance_ratio`` (max / min over classes with instances), ``classes_without_
-        instances``, ``boxes_per_image`` (``mean``, ``max``, ``hist``: images with k boxes
-        at index k), ``box_size`` and ``aspect_ratio`` (histograms), ``keypoints`` (names
-        and per-keypoint counts of v=0/1/2, or None), ``crowd``, ``empty_images``,
-        ``degenerate_boxes``, ``ignored_annotations`` (other categories, unlisted ones
-        included), ``unlisted_category_annotations`` (category id -> count, for ids the
-        file's ``categories`` do not list), ``annotations_without_image``.
+        instances``, ``boxes_per_image`` (``mean``, ``max``, ``hist``), ``box_size`` and
+        ``aspect_ratio`` (histograms), ``keypoints`` (per-keypoint v=0/1/2 counts, or None),
+        ``crowd``, ``empty_images``, ``degenerate_boxes``, ``ignored_annotations``,
+        ``unlisted_category_annotations`` (id -> count of ids ``categories`` do not list)
+        and ``annotations_without_image``.
     """
     data = _load_coco(source.ann_file)
-    if advance is not None:
-        advance()
+    _ = advance() if advance is not None else None
     cats = data['categories']
     names, keep, kpt_names = _categories(source, data)
     imgs = _image_table(source, data)
     arr, vis = _ann_arrays(data['annotations'], len(kpt_names), source.ann_file, advance)
-
+    unlisted = _unlisted(cats, arr)
     order = np.argsort(imgs[:, 0], kind='stable')
     img_pos, has_img = _lookup(imgs[order, 0], arr[:, 0])
     img_idx = order[img_pos] if len(order) else img_pos
@@ -229,7 +227,6 @@ def source_stats(source: AnnSource, advance=None) -> dict:
     cat_pos, kept = _lookup(cat_ids[cat_order], arr[:, 1])
     labels = cat_order[cat_pos] if len(cat_order) else cat_pos
     valid = kept & has_img
-    arr_all = arr
     arr, vis, labels, img_idx = arr[valid], vis[valid], labels[valid], img_idx[valid]
 
     per_class = np.bincount(labels, minlength=len(keep))
@@ -256,7 +253,7 @@ def source_stats(source: AnnSource, advance=None) -> dict:
         keypoints=kpts, crowd=int((arr[:, 2] != 0).sum()),
         empty_images=int((per_image == 0).sum()), degenerate_boxes=int((~good).sum()),
         ignored_annotations=int((~kept).sum()),
-        unlisted_category_annotations=_unlisted(cats, arr_all),
+        unlisted_category_annotations=unlisted,
         annotations_without_image=int((kept & ~has_img).sum()))
 
 

@@ -20,7 +20,7 @@ dataset (pose), as plain Python values (torch's ``weights_only`` loading takes t
 import copy
 import os
 import os.path as osp
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.config import Config
@@ -105,14 +105,17 @@ def stock_model_cfg(mcfg: dict, model: nn.Module, head: str) -> dict:
     return out
 
 
-def stock_state_dict(state: Dict[str, torch.Tensor], head: str,
-                     kind: str) -> Dict[str, torch.Tensor]:
+def stock_state_dict(state: Dict[str, torch.Tensor], head: str, kind: str,
+                     shared: Optional[Tuple[str, Sequence[str]]] = None
+                     ) -> Dict[str, torch.Tensor]:
     """The single-head state dict: ``heads.<head>.*`` renamed, the rest of ours dropped.
 
     Args:
         state (dict[str, Tensor]): The multi-head model's state dict.
         head (str): The head to export.
         kind (str): ``'dense'``, ``'two_stage'`` or ``'pose'``.
+        shared (tuple[str, Sequence[str]], optional): Partitioned heads: the head that
+            holds the shared parts and their names; the exported head gets a copy of them.
 
     Returns:
         dict[str, Tensor]: The stock model's state dict (the same tensors).
@@ -127,6 +130,11 @@ def stock_state_dict(state: Dict[str, torch.Tensor], head: str,
             out[f'{target}.{key[len(prefix):]}'] = value
         elif key.startswith(keep):
             out[key] = value
+    if shared is not None and shared[0] != head:  # partitioned: the first head's towers
+        parts = tuple(f'heads.{shared[0]}.{p}.' for p in shared[1])
+        for key, value in state.items():
+            if key.startswith(parts):
+                out[f'{target}.{key[len(f"heads.{shared[0]}."):]}'] = value
     return out
 
 
@@ -193,7 +201,9 @@ def export_head(config: Union[str, Config], checkpoint: str, head: str, out_dir:
     os.makedirs(out_dir, exist_ok=True)
     cfg_path, pth_path = osp.join(out_dir, f'{stem}.py'), osp.join(out_dir, f'{stem}.pth')
     stock_cfg = Config(stock)
-    state = stock_state_dict(ckpt['state_dict'], head, kind)
+    partition = getattr(model, 'partition', None)
+    state = stock_state_dict(ckpt['state_dict'], head, kind, None if partition is None
+                             else (partition.owner_name, partition.parts))
     init_default_scope(stock['default_scope'])
     _check_loads(stock_cfg, state)
     meta = dict(dataset_meta=_dataset_meta(stock_cfg, kind, classes),

@@ -24,7 +24,7 @@ def _pair(kind, share_box=False):
               train_cfg=TRAIN_CFG if DENSE_TRAIN[kind] is None else DENSE_TRAIN[kind])
     kw.update(copy.deepcopy(backbone_neck()))
     kw['backbone'] = dict(kw['backbone'], norm_eval=True)
-    part = build_detector(**kw, partition_heads=dict(share_box=share_box))
+    part = build_detector(**kw, partition_heads=dict(share_box=share_box, owner='person'))
     full = build_detector(**kw)
     full.load_state_dict(part.state_dict(), strict=False)  # backbone, neck, own parts
     ref = part.heads['person']
@@ -105,8 +105,10 @@ def test_partition_errors():
     heads = {g: dense_head('retina', len(c)) for g, c in CLASSES.items()}
     heads['vehicle'] = dict(heads['vehicle'], feat_channels=8)
     with pytest.raises(ValueError, match=r"'cls_convs' of heads\[\"vehicle\"\] and "
-                                         r'heads\["person"\] differ in shape'):
+                                         r'heads\["animal"\] differ in shape'):  # sorted first
         build_detector(heads=heads, head_classes=CLASSES, partition_heads=dict())
+    with pytest.raises(KeyError, match="owner='dog' is not a head"):
+        build_detector(heads=heads, head_classes=CLASSES, partition_heads=dict(owner='dog'))
     heads['vehicle'] = dense_head('fcos', 1)
     with pytest.raises(TypeError, match='share_box must be True or False'):
         build_detector(heads=heads, head_classes=CLASSES, partition_heads=dict(share_box=1))

@@ -470,3 +470,32 @@ def test_stock_module_cfg_refuses_a_plugin_loss_without_stock_parent(monkeypatch
                        "the plugin's and has no stock parent class"):
         stock_module_cfg(dict(type='RetinaHead', loss_cls=dict(type='MyGroupLoss')),
                          'model.heads.person')
+
+
+def test_export_a_partitioned_head_carries_the_shared_towers(tmp_path, synthetic_root):
+    """A head of a partitioned model (issue 14) has stand-ins for the first head's towers:
+    its export copies them in, and the stock RetinaNet predicts as the head does."""
+    from mmdet.apis import inference_detector, init_detector
+    path = write_tiny_config(synthetic_root, str(tmp_path / 'part.py'))
+    cfg = Config.fromfile(path)
+    cfg.model.partition_heads = dict()
+    cfg.dump(path)
+    model = _built(cfg, 'mmdet', seed=4)
+    model.adopt(groups=dict(person=0, animal=1), label_space=dict(
+        group_classes={g: list(c) for g, c in GROUP_CLASSES.items()}))
+    ckpt = str(tmp_path / 'part.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=META)), ckpt)
+    assert model.partition.owner_name == 'animal'  # sorted first, whatever the dump order
+    assert not any(k.startswith('heads.person.cls_convs') for k in model.state_dict())
+    cfg_out, pth_out = export_head(path, ckpt, 'person', str(tmp_path / 'out'))
+    state = torch.load(pth_out, weights_only=True)['state_dict']
+    assert torch.equal(state['bbox_head.cls_convs.0.conv.weight'],
+                       model.state_dict()['heads.animal.cls_convs.0.conv.weight'])
+    img = str(tmp_path / 'image.png')
+    mmcv.imwrite(np.random.default_rng(1).integers(0, 255, (128, 128, 3), dtype=np.uint8), img)
+    expected = _expected_det(model, cfg_out, img, head='person')
+    stock = init_detector(cfg_out, pth_out, device='cpu')
+    assert type(stock).__name__ == 'RetinaNet'
+    got = inference_detector(stock, img).pred_instances
+    for key in ('bboxes', 'scores', 'labels'):
+        assert torch.equal(got[key], expected[key]), key

@@ -81,10 +81,10 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
             classes.
         class_mapping (dict, optional): Per group (or head), class name -> unified name
             (``{'animal': {'human': 'person'}}``). Defaults to the dataset's.
-        partition_heads (dict, optional): Partitioned heads (``dict()`` or
-            ``dict(share_box=True)``): every head uses the first head's towers (and box
-            branch), keeping its own classification output; towers run once per sample
-            in training and once per batch in merged inference (see
+        partition_heads (dict, optional): Partitioned heads (``dict()``, with
+            ``share_box=True`` and / or ``owner=<head>``): every head uses one head's
+            towers (and box branch), keeping its own classification output; towers run
+            once per sample in training and once per batch in merged inference (see
             :mod:`.partition`). Defaults to None (full heads).
         trunk_per_head (bool): In training, run the backbone / neck once per head on its
             own samples, so that gradient surgery's per-task backwards add up to about
@@ -393,10 +393,11 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
         out: Dict[str, List[InstanceData]] = OrderedDict()
         with self.partition.sharing() if self.partition else contextlib.nullcontext():
             self._run_heads(x, proposals, batch_data_samples, plan, rescale, out)
-        return out
+        return OrderedDict((h, out[h]) for h in plan)
 
     def _run_heads(self, x, proposals, batch_data_samples, plan, rescale, out) -> None:
-        for head_name, idx in plan.items():
+        owner = self.partition.owner_name if self.partition else None
+        for head_name, idx in sorted(plan.items(), key=lambda kv: kv[0] != owner):
             x_sub = self._select(x, idx) if len(idx) < len(batch_data_samples) else x
             x_sub = self.head_feat(x_sub, head_name)
             samples = [batch_data_samples[i] for i in idx]

@@ -1,17 +1,17 @@
 """Partitioned heads: the heads share one set of towers, each keeps its own outputs.
 
 The design UniDet uses for many datasets. With ``MultiHeadDetector(partition_heads=dict())``
-the first head keeps its towers (``cls_convs``, ``reg_convs``; with ``share_box=True`` its
+one head, the *owner* (``owner=``, default: the first name in sorted order), keeps its towers (``cls_convs``, ``reg_convs``; with ``share_box=True`` its
 box branch too: ``retina_reg``, ``conv_reg`` + ``conv_centerness`` + ``scales``, ...), with
 their stock names, initialisation and checkpoint keys; in every other head those parts are
-replaced by :class:`SharedPart` stand-ins without parameters that call the first head's.
+replaced by :class:`SharedPart` stand-ins without parameters that call the owner's.
 Each head keeps its own classification output (and box branch unless shared).
 
 - Training: a head still runs only on its own samples, so the towers run once per sample
   whatever the number of heads, and learn from every sample. An idle head's own
   parameters get no update (``HeadIsolationHook`` leaves the shared parts alone:
   :meth:`HeadPartition.shared_parameters`).
-- Merged inference: inside :meth:`HeadPartition.sharing` the first head's parts record
+- Merged inference: inside :meth:`HeadPartition.sharing` the owner's parts record
   their output and the stand-ins of the other heads reuse it for the same input: the
   towers run once, then one small output conv per head.
 
@@ -33,7 +33,7 @@ BOX_PARTS = dict(RetinaHead=('retina_reg', ), FCOSHead=('conv_reg', 'conv_center
 
 
 class _Recorder:
-    """Forward hook of a shared layer of the first head: records (input, output) while
+    """Forward hook of a shared layer of the owner head: records (input, output) while
     the partition shares (a callable object, so that ``deepcopy`` of the model keeps it
     pointing at the copy's partition)."""
 
@@ -47,11 +47,11 @@ class _Recorder:
 
 
 class SharedPart(nn.Module):
-    """Stands in a head for one layer of the first head's shared parts (no parameters).
+    """Stands in a head for one layer of the owner's shared parts (no parameters).
 
     Args:
         partition (HeadPartition): The partition (not registered as a submodule).
-        path (str): The layer's path in the first head, e.g. ``'cls_convs.0'``.
+        path (str): The layer's path in the owner, e.g. ``'cls_convs.0'``.
     """
 
     def __init__(self, partition: 'HeadPartition', path: str) -> None:
@@ -72,7 +72,7 @@ class HeadPartition:
     """What the heads share, and the memo of merged inference.
 
     Args:
-        owner (nn.Module): The first head, which holds the shared parts.
+        owner (nn.Module): The head that holds the shared parts.
         owner_name (str): Its name.
         parts (list[str]): The shared attributes (``cls_convs``, ...).
     """
@@ -85,7 +85,7 @@ class HeadPartition:
         self.memo: Optional[Dict[Tuple[str, int], Tuple[Any, Any]]] = None
 
     def call(self, path: str, x: Any, *args: Any, training: bool = True) -> Any:
-        """Run the first head's layer ``path`` (or reuse its recorded output for ``x``);
+        """Run the owner's layer ``path`` (or reuse its recorded output for ``x``);
         with ``training=False`` in eval mode."""
         if self.memo is not None and not args:
             hit = self.memo.get((path, id(x)))
@@ -102,7 +102,7 @@ class HeadPartition:
 
     @contextmanager
     def sharing(self) -> Iterator[None]:
-        """Reuse the first head's part outputs for the same input within the block."""
+        """Reuse the owner's part outputs for the same input within the block."""
         self.memo = {}
         try:
             yield
@@ -146,12 +146,16 @@ def _check_same(name: str, head: nn.Module, ref_name: str, ref: nn.Module, part:
                          'feat_channels, stacked_convs (and norm) to share them')
 
 
-def partition_heads(heads: nn.ModuleDict, share_box: bool = False) -> HeadPartition:
-    """Make every head but the first use the first head's towers (and box branch).
+def partition_heads(heads: nn.ModuleDict, share_box: bool = False,
+                    owner: Optional[str] = None) -> HeadPartition:
+    """Make every head but the owner use the owner's towers (and box branch).
 
     Args:
         heads (nn.ModuleDict): The built heads (modified in place).
         share_box (bool): Share the box branch too. Defaults to False.
+        owner (str, optional): The head that holds the shared parts. Defaults to the
+            first head name in sorted order (not the config's order: a dumped config
+            sorts its keys, and the checkpoint must fit the config it is reloaded with).
 
     Returns:
         HeadPartition: The partition (the detector keeps it).
@@ -161,8 +165,11 @@ def partition_heads(heads: nn.ModuleDict, share_box: bool = False) -> HeadPartit
     """
     if not isinstance(share_box, bool):
         raise TypeError(f'partition_heads: share_box must be True or False, got {share_box!r}')
-    names = list(heads)
-    ref_name, ref = names[0], heads[names[0]]
+    if owner is not None and owner not in heads:
+        raise KeyError(f'partition_heads: owner={owner!r} is not a head; heads: {list(heads)}')
+    ref_name = sorted(heads)[0] if owner is None else owner
+    names = [ref_name] + [n for n in heads if n != ref_name]
+    ref = heads[ref_name]
     parts = list(TOWERS) + (list(_box_parts(ref)) if share_box else [])
     parts = [p for p in parts if p in TOWERS or hasattr(ref, p)]
     partition = HeadPartition(ref, ref_name, parts)
