@@ -10,10 +10,13 @@ from conftest import REPO
 PKG = Path(REPO) / 'mtl_plugin'
 #: layer -> the layers it must not import
 FORBIDDEN = {
-    'datasets': ('engine', 'analysis'),
-    'models': ('engine', 'analysis'),
-    'evaluation': ('engine', 'analysis'),
-    'engine': ('analysis', ),
+    'datasets': ('engine', 'analysis', 'apis', 'checkpoints', 'visualization'),
+    'models': ('engine', 'analysis', 'apis', 'checkpoints', 'visualization'),
+    'evaluation': ('engine', 'analysis', 'apis', 'checkpoints', 'visualization'),
+    'engine': ('analysis', 'apis', 'checkpoints'),
+    'visualization': ('engine', 'analysis', 'apis', 'checkpoints'),
+    'checkpoints': ('analysis', 'apis'),
+    'apis': ('analysis', ),
 }
 
 
