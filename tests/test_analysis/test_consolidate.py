@@ -198,8 +198,10 @@ def test_cli_model_path_and_errors(synthetic_root, tmp_path):
     bad_cfg = tmp_path / 'bad.py'
     bad_cfg.write_text('model = dict(\n')
     for args, msg in [([DEMO, str(tmp_path / 'nope.pth')], 'does not exist'),
-                      ([DEMO, str(truncated)], f'checkpoint {str(truncated)!r} cannot be loaded'),
-                      ([DEMO, '--predictions', str(bad_pkl)], 'cannot be read: '),
+                      ([DEMO, str(truncated), '--cfg-options', *_roots(synthetic_root)],
+                       f'checkpoint {str(truncated)!r} cannot be loaded'),
+                      ([DEMO, '--predictions', str(bad_pkl), '--cfg-options',
+                        *_roots(synthetic_root)], 'cannot be read: '),
                       ([str(bad_cfg), str(ckpt)], f'config {str(bad_cfg)!r} cannot be read'),
                       ([DEMO], 'give the trained checkpoint'),
                       ([str(nogroups), str(ckpt)], 'the config has no groups'),
