@@ -5,7 +5,8 @@
    towers shared; ``dict(share_box=True)``: box branch shared too). Train step (forward,
    backward, SGD step through ``model.train_step``; the batch's groups round-robin over the
    heads, the offset rotating from step to step so that every head trains) and merged
-   inference (``model.test_step``, every head on every image), each as a ratio to a
+   inference (``model.test_step``, every head on every image; ``score_thr=1.0``, so that
+   no candidate survives to NMS: the random-init scores would make NMS work random), each as a ratio to a
    single-head stock mmdet detector (``RetinaNet`` / ``RTMDet``, same head, same classes per
    head) timed in the same process, alternating, medians. Synthetic tensors + random GT.
 2. Gradient surgery: PCGrad / GradVac / CAGrad step vs equal weighting (plain
@@ -70,8 +71,11 @@ def _neck(arch: str, kw: dict) -> dict:
 def model_cfg(arch: str, n: int, mode: str, quick: bool) -> dict:
     """``stock`` (mmdet RetinaNet / RTMDet) or a MultiHeadDetector with ``n`` heads."""
     a, kw = ARCH[arch], arch_kw(arch, quick)
+    # random-init scores straddle score_thr by chance (one RTMDet init keeps thousands of
+    # candidates for NMS, another none): no candidate survives, the same work for every model
+    test_cfg = dict(a['test_cfg'], score_thr=1.0)
     common = dict(data_preprocessor=PREPROCESS, backbone=a['backbone'], neck=_neck(arch, kw),
-                  train_cfg=a['train_cfg'], test_cfg=a['test_cfg'])
+                  train_cfg=a['train_cfg'], test_cfg=test_cfg)
     if mode == 'stock':
         return dict(type='RetinaNet' if arch == 'retinanet' else 'RTMDet',
                     bbox_head=a['head'](CLASSES_PER_HEAD, **kw), **common)
