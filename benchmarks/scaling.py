@@ -235,6 +235,12 @@ def head_configs(quick: bool) -> List[Tuple[int, str]]:
     return [(0, 'stock')] + [(n, m) for n in ns for m in MODES if n > 1 or m == 'full']
 
 
+def _ratio(value: float, base: float) -> Optional[float]:
+    """``value / base``; None where the base peak is not positive (a tiny --quick model's
+    inference can stay within the pages it already holds)."""
+    return value / base if base > 0 else None
+
+
 def bench_heads(arch: str, a: argparse.Namespace, mem: List[dict]) -> List[dict]:
     """Rows (n, mode, times, ratios to stock, memory) for one architecture."""
     confs = head_configs(a.quick)
@@ -248,8 +254,8 @@ def bench_heads(arch: str, a: argparse.Namespace, mem: List[dict]) -> List[dict]
                          infer_s=infer[c], train_ratio=train[c] / train[s],
                          infer_ratio=infer[c] / infer[s], train_mib=m['train_mib'],
                          infer_mib=m['infer_mib'],
-                         train_mem_ratio=m['train_mib'] / m0['train_mib'],
-                         infer_mem_ratio=m['infer_mib'] / m0['infer_mib']))
+                         train_mem_ratio=_ratio(m['train_mib'], m0['train_mib']),
+                         infer_mem_ratio=_ratio(m['infer_mib'], m0['infer_mib'])))
     return rows
 
 
@@ -277,7 +283,7 @@ def bench_surgery(a: argparse.Namespace, mem: List[dict]) -> List[dict]:
         eq = ('equal', k[1], False)
         rows.append(dict(method=k[0], tasks=k[1], trunk_per_head=k[2], step_s=t[k],
                          time_ratio=t[k] / t[eq], step_mib=by_key[k]['step_mib'],
-                         mem_ratio=by_key[k]['step_mib'] / by_key[eq]['step_mib']))
+                         mem_ratio=_ratio(by_key[k]['step_mib'], by_key[eq]['step_mib'])))
     return rows
 
 
