@@ -71,7 +71,9 @@ def save_predictions(runner: Runner, path: str, per_group: int = 3) -> None:
         tiles = []
         for inputs, out in zip(batch['inputs'], outputs):
             img = np.ascontiguousarray(inputs.permute(1, 2, 0).numpy()[..., ::-1])
-            if dataset.label_space == 'group':  # draw GT with the unified class names
+            # draw GT with the unified class names (a multi-head model already returns
+            # its samples' GT in them: gt_label_space='unified')
+            if dataset.label_space == 'group' and out.get('gt_label_space') != 'unified':
                 gt = out.gt_instances
                 gt.labels = dataset.unified_space.to_unified(out.group_name, gt.labels)
             vis.add_datasample('pred', img, out, draw_gt=True, draw_pred=True,
