@@ -54,15 +54,17 @@ class SharedPart(nn.Module):
         path (str): The layer's path in the owner, e.g. ``'cls_convs.0'``.
     """
 
-    def __init__(self, partition: 'HeadPartition', path: str) -> None:
+    def __init__(self, partition: 'HeadPartition', path: str, layer: nn.Module) -> None:
         super().__init__()
+        # neither is a submodule: the layer's parameters belong to the owner head only
         object.__setattr__(self, 'partition', partition)
+        object.__setattr__(self, 'layer', layer)
         self.path = path
 
     def forward(self, x: Any, *args: Any) -> Any:
         # a stand-in in eval mode runs the shared layer in eval mode too (no batch-norm
         # statistics move, e.g. when DDP's lockstep runs an idle head without gradient)
-        return self.partition.call(self.path, x, *args, training=self.training)
+        return self.partition.call(self.path, self.layer, x, *args, training=self.training)
 
     def extra_repr(self) -> str:
         return f'-> {self.partition.owner_name}.{self.path}'
@@ -84,14 +86,14 @@ class HeadPartition:
         # (path, id(input)) -> (input, output), only inside sharing()
         self.memo: Optional[Dict[Tuple[str, int], Tuple[Any, Any]]] = None
 
-    def call(self, path: str, x: Any, *args: Any, training: bool = True) -> Any:
-        """Run the owner's layer ``path`` (or reuse its recorded output for ``x``);
-        with ``training=False`` in eval mode."""
+    def call(self, path: str, layer: nn.Module, x: Any, *args: Any,
+             training: bool = True) -> Any:
+        """Run the owner's ``layer`` (at ``path``), or reuse its recorded output for
+        ``x``; with ``training=False`` in eval mode."""
         if self.memo is not None and not args:
             hit = self.memo.get((path, id(x)))
             if hit is not None and hit[0] is x:
                 return hit[1]
-        layer = self.owner.get_submodule(path)
         if training or not layer.training:
             return layer(x, *args)
         layer.eval()
@@ -130,7 +132,7 @@ def _stand_in(layer: nn.Module, partition: HeadPartition, path: str, record: boo
                             for i, child in enumerate(layer)])
     if record:
         layer.register_forward_hook(_Recorder(partition, path))
-    return SharedPart(partition, path)
+    return SharedPart(partition, path, layer)
 
 
 def _check_same(name: str, head: nn.Module, ref_name: str, ref: nn.Module, part: str) -> None:

@@ -46,12 +46,11 @@ def trunk_features(model: nn.Module, batch_inputs: Tensor,
     """
     if not per_head or len(plan) < 2:
         return model.extract_feat(batch_inputs), None
-    if model.training and _train_mode_bn([model.backbone, model.neck]) and \
-            not getattr(model, '_warned_trunk_bn', False):
+    if model.training and _train_mode_bn([model.backbone, model.neck]):
+        # shown once per run by Python's default warning filter
         warnings.warn('trunk_per_head=True with train-mode batch norm: each head\'s '
                       'sub-batch is normalised with its own statistics (freeze BN, e.g. '
                       'norm_eval=True, for the whole-batch result)')
-        model._warned_trunk_bn = True
     own = OrderedDict((h, model.extract_feat(batch_inputs[idx])) for h, idx in plan.items())
     order = torch.tensor([i for idx in plan.values() for i in idx]).argsort()
     x = tuple(torch.cat(level)[order.to(level[0].device)] for level in zip(*own.values()))
