@@ -1,11 +1,13 @@
-"""Shared helpers for benchmarks: machine note, alternating timing, results table + JSON."""
+"""Shared helpers for benchmarks: machine note, alternating timing, seeds (mean ± std over
+seeds, "no difference" inside 2 std), results table + JSON."""
 import json
 import os
+import os.path as osp
 import platform
 import statistics
 import subprocess
 import time
-from typing import Callable, Dict, List
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
@@ -47,7 +49,9 @@ def print_table(title: str, rows: List[dict], cols: List[str]) -> None:
         print('  '.join(_fmt(r.get(c)).ljust(w) for c, w in zip(cols, widths)))
 
 
-def _fmt(v) -> str:
+def _fmt(v: Any) -> str:
+    if is_stat(v):
+        return fmt_pm(v)
     if isinstance(v, float):
         return f'{v:.3f}'
     return '' if v is None else str(v)
@@ -60,3 +64,164 @@ def save(path: str, payload: dict) -> None:
     with open(path, 'w') as f:
         json.dump(payload, f, indent=1)
     print(f'\nsaved {path}')
+
+
+# ---------------------------------------------------------------------------- seeds
+# A study is a function ``study(seed) -> dict`` whose leaves are numbers (AP, mAP, ...) and
+# whose other leaves (strings, ...) are the same for every seed. Over seeds each number
+# becomes a *stat*: ``dict(mean=, std=, n=, values=[...])`` (sample std, ddof=1; ``None``
+# with one seed).
+def mean_std(values: Sequence[float]) -> dict:
+    """Mean, sample std (ddof=1) and count of per-seed values, values kept.
+
+    Args:
+        values (Sequence[float]): One value per seed.
+
+    Returns:
+        dict: ``mean``, ``std`` (``None`` for one value), ``n``, ``values``.
+    """
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError(f'mean_std: needs at least one value but got {values!r}')
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return dict(mean=round(statistics.fmean(values), 4),
+                std=None if std is None else round(std, 4), n=len(values), values=values)
+
+
+def is_stat(v: Any) -> bool:
+    """Whether ``v`` is a stat made by :func:`mean_std`."""
+    return isinstance(v, dict) and {'mean', 'std', 'n', 'values'} <= set(v)
+
+
+def aggregate(per_seed: Sequence[Any]) -> Any:
+    """Turn the studies of several seeds (same structure) into one of stats.
+
+    Args:
+        per_seed (Sequence): One study result per seed: nested dicts / lists whose number
+            leaves become stats; any other leaf must be the same for every seed.
+
+    Returns:
+        The same structure, each number leaf replaced by :func:`mean_std` of its values.
+    """
+    first = per_seed[0]
+    if isinstance(first, bool) or not isinstance(first, (int, float, dict, list, tuple)):
+        if any(p != first for p in per_seed):
+            raise ValueError(f'aggregate: a non-number leaf differs between seeds: '
+                             f'{list(per_seed)!r}; make it the same or a number')
+        return first
+    if isinstance(first, (int, float)):
+        return mean_std(per_seed)
+    if isinstance(first, dict):
+        keys = list(first)
+        for p in per_seed:
+            if not isinstance(p, dict) or list(p) != keys:
+                raise ValueError(f'aggregate: seeds give different keys: {keys} vs '
+                                 f'{list(p) if isinstance(p, dict) else p!r}')
+        return {k: aggregate([p[k] for p in per_seed]) for k in keys}
+    if any(len(p) != len(first) for p in per_seed):
+        raise ValueError(f'aggregate: seeds give lists of different lengths: '
+                         f'{[len(p) for p in per_seed]}')
+    return [aggregate([p[i] for p in per_seed]) for i in range(len(first))]
+
+
+def run_seeds(study: Callable[[int], Any], seeds: Sequence[int],
+              on_seed: Optional[Callable[[dict], None]] = None) -> dict:
+    """Run ``study(seed)`` for every seed and aggregate.
+
+    Args:
+        study (Callable[[int], Any]): One run of the study for one seed.
+        seeds (Sequence[int]): The seeds, e.g. ``[0, 1, 2]``.
+        on_seed (Callable, optional): Called with the partial result after every seed
+            (e.g. to save what is done so far). Defaults to None.
+
+    Returns:
+        dict: ``seeds``, ``per_seed`` (the raw results, in seed order) and ``stats`` (the
+        :func:`aggregate` of them).
+    """
+    seeds = list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or not all(
+            isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise ValueError(f'run_seeds: seeds must be distinct ints, at least one, '
+                         f'but got {seeds!r}')
+    per_seed = []
+    for seed in seeds:
+        per_seed.append(study(seed))
+        result = dict(seeds=seeds[:len(per_seed)], per_seed=per_seed,
+                      stats=aggregate(per_seed))
+        if on_seed is not None:
+            on_seed(result)
+    return result
+
+
+def fmt_pm(stat: dict, digits: int = 1) -> str:
+    """A stat as a table cell, ``'m ± s'`` (``'m'`` alone for one seed)."""
+    if not is_stat(stat):
+        raise TypeError(f'fmt_pm: expects a stat from mean_std but got {stat!r}')
+    if stat['std'] is None:
+        return f'{stat["mean"]:.{digits}f}'
+    return f'{stat["mean"]:.{digits}f} ± {stat["std"]:.{digits}f}'
+
+
+def compare(a: dict, b: dict, paired: bool = True, k: float = 2.0) -> dict:
+    """Compare two stats; a difference inside ``k`` std is "no difference".
+
+    The noise level ``s`` is, with ``paired=True`` (the default, for two methods measured
+    with the same seeds on the same data), the sample std (ddof=1) of the per-seed
+    differences ``b_i - a_i``; with ``paired=False``, the larger of the two stds.
+
+    Args:
+        a (dict): The reference stat (:func:`mean_std`).
+        b (dict): The compared stat.
+        paired (bool): Use the std of the paired differences. Defaults to True.
+        k (float): How many std count as noise. Defaults to 2.0.
+
+    Returns:
+        dict: ``diff`` (mean of b minus mean of a), ``noise`` (``k * s``), ``basis``
+        (``'paired'`` / ``'larger std'``), ``verdict``: ``'no difference'``, ``'higher'``
+        or ``'lower'`` (b vs a), or ``'one seed: untested'``.
+    """
+    if not (is_stat(a) and is_stat(b)):
+        raise TypeError(f'compare: expects two stats from mean_std but got {a!r}, {b!r}')
+    if paired and a['n'] != b['n']:
+        raise ValueError(f'compare(paired=True): both need the same seeds, but got n={a["n"]} '
+                         f'and n={b["n"]}; pass paired=False')
+    diff = statistics.fmean(b['values']) - statistics.fmean(a['values'])
+    if paired:
+        d = [y - x for x, y in zip(a['values'], b['values'])]
+        s = statistics.stdev(d) if len(d) > 1 else None
+    else:
+        s = None if None in (a['std'], b['std']) else max(a['std'], b['std'])
+    out = dict(diff=round(diff, 4), noise=None if s is None else round(k * s, 4),
+               basis='paired' if paired else 'larger std')
+    if s is None:
+        out['verdict'] = 'one seed: untested'
+    else:
+        out['verdict'] = ('no difference' if abs(diff) <= k * s else
+                          'higher' if diff > 0 else 'lower')
+    return out
+
+
+def save_sections(path: str, sections: Dict[str, dict]) -> dict:
+    """Write ``sections`` into the results JSON at ``path``, keeping its other sections.
+
+    Each written section gets its own ``date`` and ``machine``, so a file can hold a speed
+    section and an accuracy section measured on different days.
+
+    Args:
+        path (str): The results JSON (read if it exists).
+        sections (Dict[str, dict]): Section name -> content.
+
+    Returns:
+        dict: The whole payload written.
+    """
+    payload = {}
+    if osp.exists(path):
+        with open(path) as f:
+            payload = json.load(f)
+    stamp = dict(date=time.strftime('%Y-%m-%d'), machine=machine())
+    payload.update({k: dict(stamp, **v) for k, v in sections.items()})
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(payload, f, indent=1)
+    print(f'\nsaved {path} ({", ".join(sections)})', flush=True)
+    return payload

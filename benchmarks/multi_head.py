@@ -15,6 +15,7 @@ Usage:
 """
 import argparse
 import copy
+import json
 import os.path as osp
 import sys
 import tempfile
@@ -28,7 +29,8 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mtl_plugin  # noqa: E402,F401
-from common import print_table, save, time_alternating  # noqa: E402
+from common import (aggregate, compare, print_table, run_seeds,  # noqa: E402
+                    save_sections, time_alternating)
 from mtl_plugin.synthetic import GeneratorConfig, generate_multi_source  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -258,66 +260,169 @@ def evaluate(samples, root):
             if k.endswith(('bbox_mAP', '_precision'))}
 
 
-def bench_accuracy(look, iters, num_train, work):
+METHODS = ('multi_head', 'partitioned', 'naive_union', 'masked_union', 'separate_detectors')
+METRICS_SHOWN = ['bbox_mAP', 'person_precision', 'cat_precision', 'bird_precision']
+LIGHT = dict(ch=64, convs=2)
+
+
+def make_data(look: str, num_train: int, work: str) -> str:
+    """Generate one look's data (fixed per look: seed 1 whatever the training seed)."""
     root = osp.join(work, f'data_{look}')
     generate_multi_source(root, GeneratorConfig(num_train=num_train, num_val=0, num_test=200,
                                                 shared_look=(look == 'shared'), seed=1))
+    return root
+
+
+def method_cfg(method: str) -> dict:
+    """The model config of a one-model method (``separate_detectors`` is two models)."""
+    if method == 'multi_head':
+        return multi_head_cfg('retinanet', LIGHT)
+    if method == 'partitioned':  # shared towers, per-head cls and box outputs (issue 14)
+        return dict(multi_head_cfg('retinanet', LIGHT), partition_heads=dict(share_box=False))
+    if method == 'naive_union':
+        return single_cfg('retinanet', 3, LIGHT)
+    if method == 'masked_union':
+        return dict(multi_head_cfg('retinanet', LIGHT), heads=dict(union=retina_head(3, **LIGHT)),
+                    head_classes=dict(union=UNION),
+                    group_to_head=dict(person='union', animal='union'))
+    raise KeyError(f'method_cfg: unknown method {method!r}; known: {list(METHODS)}')
+
+
+def bench_accuracy(look: str, root: str, iters: int, seed: int, work: str,
+                   methods=METHODS) -> dict:
+    """Per-class AP of every method for one training seed; data fixed per look.
+
+    Equal compute: every method gets ``iters`` training iterations in total (batch 8), so
+    ``separate_detectors`` trains each of its two detectors for ``iters // 2``.
+    """
     test_pipeline = Config.fromfile(DEMO).test_pipeline
-    light = dict(ch=64, convs=2)
     rows = {}
-    model = train_model(multi_head_cfg('retinanet', light), root, ['person', 'animal'], iters,
-                        osp.join(work, f'{look}_mh'))
-    rows['multi_head'] = evaluate(predict(model, root, test_pipeline), root)
-    model = train_model(single_cfg('retinanet', 3, light), root, ['person', 'animal'], iters,
-                        osp.join(work, f'{look}_naive'), label_space='unified')
-    rows['naive_union'] = evaluate(predict(model, root, test_pipeline), root)
-    masked = multi_head_cfg('retinanet', light)
-    masked.update(heads=dict(union=retina_head(3, **light)), head_classes=dict(union=UNION),
-                  group_to_head=dict(person='union', animal='union'))
-    model = train_model(masked, root, ['person', 'animal'], iters, osp.join(work, f'{look}_mu'))
-    rows['masked_union'] = evaluate(predict(model, root, test_pipeline), root)
+    for method in methods:
+        tag = osp.join(work, f'{look}_{method}_s{seed}')
+        if method == 'separate_detectors':
+            rows[method] = separate_detectors(root, iters // 2, seed, tag, test_pipeline)
+        else:
+            model = train_model(method_cfg(method), root, ['person', 'animal'], iters, tag,
+                                label_space='unified' if method == 'naive_union' else 'group',
+                                seed=seed)
+            rows[method] = evaluate(predict(model, root, test_pipeline), root)
+        print(f'[{look} seed {seed}] {method}: {rows[method]}', flush=True)
+    return rows
+
+
+def separate_detectors(root, iters, seed, tag, test_pipeline):
+    """One single-head detector per source, predictions merged into the union space."""
     preds = {}
     for group in ('person', 'animal'):
-        model = train_model(single_cfg('retinanet', len(CLASSES[group]), light), root, [group],
-                            iters, osp.join(work, f'{look}_sep_{group}'))
+        model = train_model(single_cfg('retinanet', len(CLASSES[group]), LIGHT), root, [group],
+                            iters, f'{tag}_{group}', seed=seed)
         preds[group] = predict(model, root, test_pipeline)
     for p, a in zip(preds['person'], preds['animal']):  # merge into the union label space
         a.pred_instances.labels = a.pred_instances.labels + 1
         p.pred_instances = p.pred_instances.cat([p.pred_instances, a.pred_instances])
-    rows['separate_detectors'] = evaluate(preds['person'], root)
-    return rows
+    return evaluate(preds['person'], root)
+
+
+def partition_verdict(stats: dict, margin: float = 1.0) -> dict:
+    """Partitioned vs full heads per metric: within ``margin`` points (or better), and
+    whether the difference is inside 2 std (paired per-seed differences; the larger of the
+    two stds is given too)."""
+    out = {}
+    for metric in [m for m in METRICS_SHOWN if m in stats['multi_head']
+                   and m in stats['partitioned']]:  # a metric missing when nothing detected
+        full, part = stats['multi_head'][metric], stats['partitioned'][metric]
+        paired = compare(full, part, paired=True)
+        out[metric] = dict(paired, within_margin=paired['diff'] >= -margin, margin=margin,
+                           larger_std=compare(full, part, paired=False))
+    return out
+
+
+def migrate(path: str) -> None:
+    """Rewrite a results file of the one-seed layout (top-level ``date`` / ``machine``,
+    ``speed`` list, ``accuracy`` look -> rows) into per-section stamps, the old accuracy
+    rows kept as one-seed stats."""
+    if not osp.exists(path):
+        return
+    with open(path) as f:
+        old = json.load(f)
+    if not isinstance(old.get('speed'), list):
+        return
+    stamp = dict(date=old.get('date'), machine=old.get('machine'))
+    note = (f'one seed (seed 0), measured {old.get("date")} with 2 torch threads; '
+            'separate_detectors trained each detector for the full iters (2x the compute)')
+    looks = {look: dict(seeds=[0], note=note, stats=aggregate([rows]))
+             for look, rows in old.get('accuracy', {}).items()}
+    new = dict(speed=dict(stamp, settings=old.get('settings'), results=old['speed']),
+               accuracy=dict(stamp, settings=old.get('settings'), looks=looks))
+    with open(path, 'w') as f:
+        json.dump(new, f, indent=1)
+
+
+def print_accuracy(look: str, res: dict) -> None:
+    stats = res['stats']
+    table = [dict(method=m, **r) for m, r in stats.items()]
+    print_table(f'accuracy, {look} look (AP x100 on the fully labelled mixed test set, mean ± std '
+                f'over seeds {res["seeds"]})', table, ['method'] + METRICS_SHOWN)
+    if 'partition_vs_full' in res:
+        table = [dict(metric=k, **{c: v[c] for c in ('diff', 'noise', 'verdict',
+                                                      'within_margin')})
+                 for k, v in res['partition_vs_full'].items()]
+        print_table('partitioned - full heads (noise: 2 std of paired differences)', table,
+                    ['metric', 'diff', 'noise', 'verdict', 'within_margin'])
+
+
+def run_accuracy(args) -> None:
+    settings = dict(seeds=args.seeds, iters_total_per_method=args.iters, batch_size=8,
+                    img_size=128, num_train=args.num_train, num_test=200, data_seed=1,
+                    methods=args.methods, torch_threads=torch.get_num_threads(),
+                    note='data fixed per look (generator seed 1); the seed drives model init '
+                         'and sampling; separate_detectors: iters // 2 per detector')
+    migrate(args.out)
+    looks = {}
+    if osp.exists(args.out):
+        with open(args.out) as f:
+            looks = json.load(f).get('accuracy', {}).get('looks', {})
+    with tempfile.TemporaryDirectory() as work:
+        for look in args.looks:
+            root = make_data(look, args.num_train, work)
+
+            def save_partial(res, look=look):
+                if {'multi_head', 'partitioned'} <= set(res['stats']):
+                    res['partition_vs_full'] = partition_verdict(res['stats'])
+                looks[look] = res
+                save_sections(args.out, dict(accuracy=dict(settings=settings, looks=looks)))
+                print_accuracy(look, res)
+
+            run_seeds(lambda seed, look=look, root=root: bench_accuracy(
+                look, root, args.iters, seed, work, args.methods), args.seeds,
+                on_seed=save_partial)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--iters', type=int, default=600, help='training iterations per model')
+    parser.add_argument('--iters', type=int, default=600,
+                        help='training iterations per method (in total: separate detectors '
+                             'get half each)')
     parser.add_argument('--num-train', type=int, default=400, help='train images per source')
     parser.add_argument('--looks', nargs='+', default=['shifted', 'shared'])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
     parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--skip-speed', action='store_true')
     parser.add_argument('--skip-accuracy', action='store_true')
     parser.add_argument('--out', default=osp.join(REPO, 'benchmarks/results/multi_head.json'))
     args = parser.parse_args()
-    results = dict(settings=vars(args))
     if not args.skip_speed:
         speed = [bench_speed('retinanet', 320, 4, args.repeats),
                  bench_speed('rtmdet_tiny', 320, 4, args.repeats)]
-        results['speed'] = speed
+        save_sections(args.out, dict(speed=dict(settings=dict(repeats=args.repeats),
+                                                results=speed)))
         print_table('train step (ratio of medians; goals: <= 1.10 vs single, < 1 vs masked)',
                     speed, ['arch', 'train_ratio_vs_single', 'train_ratio_vs_all_heads_masked'])
         print_table('inference (2-head model vs two detectors; goal >= 1.6, limit measured)',
                     speed, ['arch', 'infer_speedup_vs_two_detectors', 'infer_speedup_limit'])
     if not args.skip_accuracy:
-        with tempfile.TemporaryDirectory() as work:
-            acc = {look: bench_accuracy(look, args.iters, args.num_train, work)
-                   for look in args.looks}
-        results['accuracy'] = acc
-        for look, rows in acc.items():
-            table = [dict(method=m, **r) for m, r in rows.items()]
-            print_table(f'accuracy, {look} look (AP x100 on the fully labelled mixed test set)',
-                        table, ['method', 'bbox_mAP', 'person_precision', 'cat_precision',
-                                'bird_precision'])
-    save(args.out, results)
+        run_accuracy(args)
 
 
 if __name__ == '__main__':
