@@ -225,3 +225,54 @@ def save_sections(path: str, sections: Dict[str, dict]) -> dict:
         json.dump(payload, f, indent=1)
     print(f'\nsaved {path} ({", ".join(sections)})', flush=True)
     return payload
+
+
+def versus(stats: Dict[str, dict], ref: str, metrics: Sequence[str],
+           paired: bool = True) -> Dict[str, dict]:
+    """:func:`compare` every row of a table of stats with its reference row.
+
+    Args:
+        stats (Dict[str, dict]): Row (method, scheme, ...) -> metric -> stat.
+        ref (str): The reference row, e.g. ``'baseline'``.
+        metrics (Sequence[str]): The metrics compared (missing ones are skipped).
+        paired (bool): See :func:`compare`. Defaults to True.
+
+    Returns:
+        Dict[str, dict]: Row (but ``ref``) -> metric -> :func:`compare` result.
+    """
+    if ref not in stats:
+        raise KeyError(f'versus: reference row {ref!r} is not in the table; rows: {list(stats)}')
+    return {row: {m: compare(stats[ref][m], vals[m], paired=paired) for m in metrics
+                  if m in vals and m in stats[ref]}
+            for row, vals in stats.items() if row != ref}
+
+
+MARKS = {'no difference': '=', 'higher': '+', 'lower': '-', 'one seed: untested': '?'}
+
+
+def print_seed_table(title: str, stats: Dict[str, dict], metrics: Sequence[str],
+                     ref: Optional[str] = None, key: str = 'method',
+                     compared: Optional[Sequence[str]] = None) -> None:
+    """Print a table of stats as ``m ± s``; with ``ref``, each other cell ends with its
+    verdict against the reference row (:func:`compare`, paired): ``(=)`` no difference
+    (inside 2 std), ``(+)`` / ``(-)`` higher / lower, ``(?)`` one seed.
+
+    Args:
+        title (str): Table title.
+        stats (Dict[str, dict]): Row -> metric -> stat.
+        metrics (Sequence[str]): Columns.
+        ref (str, optional): The reference row. Defaults to None.
+        key (str): Name of the row column. Defaults to ``'method'``.
+        compared (Sequence[str], optional): The metrics given a verdict (e.g. not the
+            iteration count). Defaults to all of ``metrics``.
+    """
+    cmp = versus(stats, ref, metrics if compared is None else compared) if ref else {}
+    rows = []
+    for name, vals in stats.items():
+        row = {key: name}
+        for m in metrics:
+            if m in vals:
+                verdict = cmp.get(name, {}).get(m)
+                row[m] = fmt_pm(vals[m]) + (f' ({MARKS[verdict["verdict"]]})' if verdict else '')
+        rows.append(row)
+    print_table(title + (f'; (=) inside 2 std of {ref!r}' if ref else ''), rows, [key, *metrics])

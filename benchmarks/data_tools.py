@@ -11,7 +11,10 @@ training file after known noise was injected into it (drops, class swaps, shifte
   its annotation, a dropped label found as ``possibly_missing_label`` at its box);
 * with ``--retrain-epochs N``: a union-label RetinaNet retrained on the consolidated files
   vs on the partial ones (same noisy ground truth, same budget), bbox mAP on the sources'
-  fully labelled val files (``*_val_full.json``).
+  fully labelled val files (``*_val_full.json``), once per training seed (``--seeds``, default
+  0 1 2; the injected noise is fixed by ``--seed``): mean ± sample std, consolidated vs
+  partial on the paired per-seed differences (inside 2 std: no difference). The data-map
+  study (``--data-map-epochs``) runs per training seed too.
 
 The speed results of ``dt_report.py`` (report vs a pycocotools load) and ``dt_data_map.py``
 (recording overhead) are read from their JSON files and shown in the same table.
@@ -32,7 +35,8 @@ import numpy as np
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
-from common import print_table, save  # noqa: E402
+from common import (fmt_pm, print_seed_table, print_table, run_seeds,  # noqa: E402
+                    save, versus)
 from mtl_plugin.analysis.consolidation import box_iou, xywh_to_xyxy  # noqa: E402
 from mtl_plugin.analysis.label_noise import inject_label_noise  # noqa: E402
 
@@ -143,9 +147,9 @@ def _full_val_map(data: str, preds_pkl: str) -> dict:
 
 
 def retrain_study(data: str, noisy_root: str, consolidated: str, work: str,
-                  epochs: int) -> dict:
+                  epochs: int, seed: int = 0) -> dict:
     """Union-label RetinaNet trained on the (noisy) partial files vs on the consolidated
-    ones, same budget; mAP on the fully labelled val files."""
+    ones, same budget and training seed; mAP on the fully labelled val files."""
     env = dict(os.environ, PYTHONPATH=REPO)
     res = {}
     for name, config, extra in (
@@ -153,7 +157,7 @@ def retrain_study(data: str, noisy_root: str, consolidated: str, work: str,
             ('consolidated', CONSOLIDATED,
              [f'train_dataloader.dataset.datasets.{i}.ann_file={consolidated}/{g}_consolidated.json'
               for i, g in enumerate(('person', 'animal'))])):
-        wd = osp.join(work, f'retrain_{name}')
+        wd = osp.join(work, f'retrain_{name}_s{seed}')
         opts = [f'train_dataloader.dataset.datasets.{i}.data_root={noisy_root}/' for i in (0, 1)]
         # test_dataloader is a copy of val_dataloader made when the config was parsed
         opts += [f'{split}_dataloader.dataset.datasets.{i}.data_root={data}/'
@@ -161,6 +165,7 @@ def retrain_study(data: str, noisy_root: str, consolidated: str, work: str,
         opts += [f'{split}_evaluator.metrics.{g}.ann_file={data}/annotations/{g}_val.json'
                  for split in ('val', 'test') for g in ('person', 'animal')]
         opts += [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
+                 f'randomness.seed={seed}',
                  f'default_hooks.checkpoint.interval={epochs}'] + extra
         if not osp.exists(osp.join(wd, f'epoch_{epochs}.pth')):
             subprocess.run([sys.executable, osp.join(REPO, 'tools/train.py'), config,
@@ -173,7 +178,8 @@ def retrain_study(data: str, noisy_root: str, consolidated: str, work: str,
     return res
 
 
-def data_map_study(config: str, data: str, noisy: dict, work: str, epochs: int) -> dict:
+def data_map_study(config: str, data: str, noisy: dict, work: str, epochs: int,
+                   seed: int = 0) -> dict:
     """Train with DataMapHook on the noisy files; recall of the injected label errors that
     still exist as labels (swaps, shifts) among the lowest-confidence labels."""
     import csv
@@ -182,15 +188,15 @@ def data_map_study(config: str, data: str, noisy: dict, work: str, epochs: int) 
     with open(cfg, 'w') as f:
         f.write(f"_base_ = ['{osp.abspath(config)}']\ncustom_hooks = [dict(type='HeadIsolationHook'), "
                 "dict(type='DataMapHook')]\n")
-    wd = osp.join(work, 'data_map_run')
+    wd = osp.join(work, f'data_map_run_s{seed}')
     opts = [f'train_dataloader.dataset.datasets.{i}.data_root={noisy["root"]}/' for i in (0, 1)]
     opts += [f'val_dataloader.dataset.datasets.{i}.data_root={data}/' for i in (0, 1)]
     opts += [f'val_evaluator.metrics.{g}.ann_file={data}/annotations/{g}_val.json'
              for g in ('person', 'animal')]
-    opts += [f'train_cfg.max_epochs={epochs}']
+    opts += [f'train_cfg.max_epochs={epochs}', f'randomness.seed={seed}']
     subprocess.run([sys.executable, osp.join(REPO, 'tools/train.py'), cfg, '--work-dir', wd,
                     '--cfg-options', *opts], check=True, env=env)
-    out = osp.join(work, 'data_map_out')
+    out = osp.join(work, f'data_map_out_s{seed}')
     subprocess.run([sys.executable, osp.join(REPO, 'tools/analysis/data_map.py'), wd,
                     '--out-dir', out], check=True, env=env)
     with open(osp.join(out, 'scored_labels.csv')) as f:
@@ -207,13 +213,30 @@ def data_map_study(config: str, data: str, noisy: dict, work: str, epochs: int) 
                 hard_to_learn=len(hard), noisy_in_hard=len(hard & noisy_ids))
 
 
+RETRAIN_METRICS = ('person', 'animal', 'mean')
+
+
+def retrain_over_seeds(study, seeds) -> dict:
+    """Run ``study(seed) -> {partial, consolidated} -> mAP`` per training seed; mean ± std and
+    consolidated vs partial (paired per-seed differences, inside 2 std: no difference)."""
+    res = run_seeds(study, seeds)
+    res['consolidated_vs_partial'] = versus(res['stats'], 'partial', RETRAIN_METRICS)[
+        'consolidated']
+    print_seed_table(f'retrained union RetinaNet, mAP on fully labelled val, seeds '
+                     f'{res["seeds"]}', res['stats'], RETRAIN_METRICS, ref='partial',
+                     key='labels')
+    return res
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--config', required=True)
     parser.add_argument('--checkpoint', required=True)
     parser.add_argument('--data', required=True, help='generated data root (with *_full files)')
     parser.add_argument('--noise-rate', type=float, default=0.1)
-    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--seed', type=int, default=0, help='seed of the injected label noise')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        help='training seeds of the retrain and data-map studies')
     parser.add_argument('--high', type=float, default=0.5)
     parser.add_argument('--low', type=float, default=0.2)
     parser.add_argument('--work', default=None)
@@ -226,12 +249,13 @@ def main() -> None:
     work = args.work or tempfile.mkdtemp(prefix='bench_dt_')
     noisy = _noisy_root(args.data, work, args.noise_rate, args.seed)
     if args.data_map_epochs > 0:
-        dm = data_map_study(args.config, args.data, noisy, work, args.data_map_epochs)
+        dm = run_seeds(lambda seed: data_map_study(args.config, args.data, noisy, work,
+                                                   args.data_map_epochs, seed), args.seeds)
         print_table('data map: injected label errors among the lowest-confidence labels',
-                    [dict(what=k, value=v) for k, v in dm.items()], ['what', 'value'])
+                    [dict(what=k, value=v) for k, v in dm['stats'].items()], ['what', 'value'])
         with open(args.out) as f:
             payload = json.load(f)
-        payload['data_map'] = dict(dm, noise_rate=args.noise_rate, seed=args.seed)
+        payload['data_map'] = dict(dm, noise_rate=args.noise_rate, noise_seed=args.seed)
         with open(args.out, 'w') as f:
             json.dump(payload, f, indent=1)
         return
@@ -251,11 +275,12 @@ def main() -> None:
                      count=noise['flagged']))
     retrain = None
     if args.retrain_epochs > 0:
-        retrain = retrain_study(args.data, noisy['root'], out, work, args.retrain_epochs)
-        for name, v in retrain.items():
+        retrain = retrain_over_seeds(lambda seed: retrain_study(
+            args.data, noisy['root'], out, work, args.retrain_epochs, seed), args.seeds)
+        for name, v in retrain['stats'].items():
             rows.append(dict(what=f'retrained union RetinaNet on {name} labels: mAP on fully '
                              f'labelled val (person / animal / mean)',
-                             count=f"{v['person']:.3f} / {v['animal']:.3f} / {v['mean']:.3f}"))
+                             count=' / '.join(fmt_pm(v[k], 3) for k in RETRAIN_METRICS)))
     speed = {}
     for name in ('dt_report', 'dt_data_map'):
         path = osp.join(REPO, 'benchmarks/results', f'{name}.json')

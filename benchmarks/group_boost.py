@@ -4,12 +4,14 @@ Accuracy study on generated data where group 1 ("animal": cat + bird) is rare an
 than group 0 ("person"): fewer training images (the animal train file is a reduced copy
 keeping the first ``--rare-train`` images), smaller objects and a noisier background. Every
 scheme of ``configs/group_boost/*_synthetic.py`` is loaded with ``Config.fromfile`` and
-trained with the same iteration budget (EpochBasedTrainLoop, batch 8, seed 0, AdamW 1e-3
+trained with the same iteration budget (EpochBasedTrainLoop, batch 8, AdamW 1e-3
 with clip_grad as in the configs); the number of epochs of each scheme is computed from the
 length of its own train dataloader (balanced-data resamples the dataset), and epoch
 milestones (curriculum 1/3 and 2/3 of the epochs, the aux-task weight drop at 1/4) are
 scaled to the run. Each model is then evaluated per group, in the group's own label space,
-with ``GroupedMetric`` on the per-source validation files.
+with ``GroupedMetric`` on the per-source validation files. The study runs once per training
+seed (``--seeds``, default 0 1 2; the data stay fixed): mean ± sample std per scheme, each
+compared with the baseline on the paired per-seed differences (inside 2 std: no difference).
 
 Usage:
     python benchmarks/group_boost.py                      # full study
@@ -31,7 +33,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mtl_plugin  # noqa: E402,F401
-from common import print_table, save  # noqa: E402
+from common import print_seed_table, run_seeds, save, versus  # noqa: E402
 from mtl_plugin.synthetic import GeneratorConfig, SourceSpec, generate_multi_source  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -162,6 +164,18 @@ def run_scheme(name, root, work, target_iters, seed):
     return row
 
 
+METRICS = ['animal', 'person', 'mean']
+
+
+def study_seed(args, root, work, seed) -> dict:
+    """Every scheme trained with one training seed: scheme -> AP / budget row."""
+    rows = {}
+    for name in args.schemes:
+        r = run_scheme(name, root, work, args.iters, seed)
+        rows[name] = {k: r[k] for k in (*METRICS, 'iters', 'epochs', 'train_s')}
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--iters', type=int, default=230,
@@ -171,70 +185,43 @@ def main():
     parser.add_argument('--num-val', type=int, default=48, help='val images per group')
     parser.add_argument('--schemes', nargs='+', default=SCHEMES[:-1],
                         choices=SCHEMES)
-    parser.add_argument('--noise-seeds', type=int, nargs='*', default=[],
-                        help='extra training seeds for the baseline (noise level)')
-    parser.add_argument('--max-wall', type=float, default=0,
-                        help='skip the extra baseline seeds past this many seconds (0: never)')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        help='training seeds (data fixed: generator seed 1)')
     parser.add_argument('--out', default=osp.join(REPO, 'benchmarks/results/group_boost.json'))
     args = parser.parse_args()
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         root = osp.join(work, 'data')
         data = make_data(root, args.num_train, args.rare_train, args.num_val, seed=1)
-        rows = []
-        for s in args.schemes:
-            rows.append(run_scheme(s, root, work, args.iters, 0))
-            report(args, data, rows, [], t0, final=False)
-        noise = []
-        for s in args.noise_seeds:  # skipped when one more baseline would pass --max-wall
-            per_run = (time.perf_counter() - t0) / max(1, len(rows) + len(noise))
-            if args.max_wall and time.perf_counter() - t0 + per_run > args.max_wall:
-                print(f'skipping baseline seed {s}: --max-wall {args.max_wall} s', flush=True)
-                continue
-            noise.append(run_scheme('baseline', root, work, args.iters, s))
-    report(args, data, rows, noise, t0, final=True)
+        res = run_seeds(lambda seed: study_seed(args, root, work, seed), args.seeds,
+                        on_seed=lambda r: report(args, data, r, t0, final=False))
+    report(args, data, res, t0, final=True)
 
 
-def report(args, data, rows, noise, t0, final=True, missing=()):
-    """Deltas vs baseline, table (when final) and JSON; also written as a partial file
-    (``complete: false``) after the schemes, so a cut-off run leaves its numbers."""
-    rows = [dict(r) for r in rows]
-    base = next((r for r in rows if r['scheme'] == 'baseline'), None)
-    for r in rows:
-        for k in ('animal', 'person', 'mean'):
-            r[f'd_{k}'] = None if base is None else round(r[k] - base[k], 1)
-    baselines = ([base] if base else []) + noise
-    spread = {k: round(max(b[k] for b in baselines) - min(b[k] for b in baselines), 1)
-              for k in ('animal', 'person', 'mean')} if len(baselines) > 1 else None
-    note = ('single training seed per scheme: differences of ~1-2 AP are within noise'
-            + (f'; baseline spread over seeds {[b["seed"] for b in baselines]}: {spread}'
-               if spread else ''))
-    wall = round(time.perf_counter() - t0, 1) if t0 is not None else None
-    done = {r['scheme'] for r in rows}
-    missing = list(missing) or [m for m in args.schemes if m not in done]
+def report(args, data, res, t0, final=True):
+    """Mean ± std per scheme over seeds, each compared with the baseline (paired per-seed
+    differences, inside 2 std: no difference), table (when final) and JSON; also written
+    after every seed (``complete: false``), so a cut-off run leaves its numbers."""
+    stats = res['stats']
+    ref = 'baseline' if 'baseline' in stats else None
     payload = dict(
-        settings=dict(vars(args), batch_size=8, seed=0, optimizer='AdamW lr 1e-3, wd 1e-4, '
+        settings=dict(vars(args), batch_size=8, optimizer='AdamW lr 1e-3, wd 1e-4, '
                       'clip_grad max_norm 10 (from the configs)', img_size=128,
-                      target_group='animal (group 1)', data=data,
-                      epochs={r['scheme']: r['epochs'] for r in rows},
-                      iterations={r['scheme']: r['iters'] for r in rows}),
-        complete=final and not missing, missing_schemes=missing,
-        results=rows, baseline_noise=noise, baseline_spread=spread, note=note, wall_s=wall)
+                      target_group='animal (group 1)', data=data, data_seed=1,
+                      note='data fixed; the seed drives model init, sampling, augmentation'),
+        complete=final and res['seeds'] == list(args.seeds), seeds=res['seeds'],
+        per_seed=res['per_seed'], stats=stats,
+        vs_baseline=versus(stats, ref, METRICS) if ref else {},
+        wall_s=round(time.perf_counter() - t0, 1))
     if not final:
         with contextlib.redirect_stdout(io.StringIO()):
             save(args.out, payload)
         return
-    print_table(f'group_boost accuracy (bbox mAP x100 on val, per group label space; '
-                f'budget ~{args.iters} iters, batch 8, seed 0)', rows,
-                ['scheme', 'animal', 'd_animal', 'person', 'd_person', 'mean', 'd_mean',
-                 'iters', 'epochs', 'train_s'])
-    if noise:
-        print_table('baseline noise (other training seeds, same data)', [base] + noise,
-                    ['scheme', 'seed', 'animal', 'person', 'mean'])
-    print(f'\nnote: {note}')
-    if missing:
-        print(f'not run (out of time): {missing}')
-    print(f'wall time: {wall} s')
+    print_seed_table(f'group_boost accuracy (bbox mAP x100 on val, per group label space; '
+                     f'budget ~{args.iters} iters, batch 8, seeds {res["seeds"]})', stats,
+                     [*METRICS, 'iters', 'epochs', 'train_s'], ref=ref, key='scheme',
+                     compared=METRICS)
+    print(f'wall time: {payload["wall_s"]} s')
     save(args.out, payload)
 
 

@@ -6,7 +6,9 @@ run in turn in one process (alternating, medians), as a ratio to equal weighting
 Peak memory: each method runs its steps in a fresh process; the peak RSS reached during the
 steps above the RSS before them (VmHWM after a reset), as a ratio to equal weighting.
 Accuracy: the ablation families of configs/mtl (detector, classifier) trained with the same
-budget on generated data, tabulated by tools/ablate.py (per-dataset metrics).
+budget on generated data (fixed), tabulated by tools/ablate.py (per-dataset metrics), once
+per training seed (``--seeds``, default 0 1 2): mean ± sample std per cell, and every run
+compared with the baseline on the paired per-seed differences (inside 2 std: no difference).
 
 Usage:
     python benchmarks/mtl.py                        # speed + memory + accuracy
@@ -27,7 +29,8 @@ import torch
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
-from common import print_table, save, time_alternating  # noqa: E402
+from common import (print_seed_table, print_table, run_seeds, save,  # noqa: E402
+                    time_alternating, versus)
 
 DSHEAD = osp.join(REPO, 'configs/mtl/mtl-dshead_retinanet_r18_fpn_1xb8-6e_synthetic.py')
 METHODS = {
@@ -135,8 +138,8 @@ def bench_memory(root: str, steps: int) -> dict:
     return {m: dict(step_peak_mib=v, mem_ratio=v / out['equal']) for m, v in out.items()}
 
 
-def bench_accuracy(work: str, num_train: int, epochs: int, only=('detector', 'classifier')) -> dict:
-    """Train each ablation family with the same budget; collect the ablate.py tables."""
+def _families(work: str, num_train: int, epochs: int) -> dict:
+    """Family -> (configs, cfg-options) of the ablation, with the generated data."""
     from mtl_plugin.synthetic import (ClsGeneratorConfig, GeneratorConfig,
                                       generate_classification, generate_multi_source)
     data, cls_data = osp.join(work, 'data'), osp.join(work, 'cls_data')
@@ -145,8 +148,7 @@ def bench_accuracy(work: str, num_train: int, epochs: int, only=('detector', 'cl
                                                     num_test=0, seed=3))
     if not osp.exists(osp.join(cls_data, 'annotations')):
         generate_classification(cls_data, ClsGeneratorConfig(seed=3))
-    tables = {}
-    families = dict(
+    return dict(
         # data_root is substituted when the config is parsed: override every source's
         detector=(sorted(glob.glob(osp.join(REPO, 'configs/mtl/mtl-*_retinanet_*.py'))),
                   [f'train_cfg.max_epochs={epochs}'] + [
@@ -158,18 +160,49 @@ def bench_accuracy(work: str, num_train: int, epochs: int, only=('detector', 'cl
                     [f'train_cfg.max_epochs={epochs}'] + [
                         f'{split}_dataloader.dataset.datasets.{i}.data_root={cls_data}/'
                         for split in ('train', 'val') for i in (0, 1)]))
-    for family, (configs, options) in families.items():
+
+
+def ablation_rows(table: dict) -> dict:
+    """An ``ablation.json`` of tools/ablate.py as run (config name up to its first ``_``)
+    -> column -> value in percent (COCO mAP fractions x100; accuracies are percent already)."""
+    return {name.split('_')[0]: {c: round((100 if 'mAP' in c else 1) * run['metrics'][c], 2)
+                                 for c in table['columns'] if c in run['metrics']}
+            for name, run in table['runs'].items()}
+
+
+def run_family(family: str, configs: list, options: list, work: str, seed: int) -> dict:
+    """One seed of one ablation family (every config trained with ``randomness.seed``)."""
+    root = osp.join(work, f'{family}_s{seed}')
+    cmd = [sys.executable, osp.join(REPO, 'tools', 'ablate.py'), *configs, '--run',
+           '--work-root', root, '--cfg-options', *options, f'randomness.seed={seed}']
+    subprocess.run(cmd, check=True, env=dict(os.environ, PYTHONPATH=REPO))
+    with open(osp.join(root, 'ablation.json')) as f:
+        return ablation_rows(json.load(f))
+
+
+def family_over_seeds(family: str, study, seeds, on_seed=None) -> dict:
+    """Run ``study(seed) -> run -> column -> value`` for every seed; mean ± std per cell and
+    every run compared with the ``*baseline*`` run (paired, 2 std), table printed."""
+    res = run_seeds(study, seeds, on_seed=on_seed)
+    stats = res['stats']
+    ref = next((r for r in stats if 'baseline' in r), None)
+    columns = list(next(iter(stats.values())))
+    res['vs_baseline'] = versus(stats, ref, columns) if ref else {}
+    print_seed_table(f'{family} ablation (%), seeds {res["seeds"]}', stats, columns, ref=ref,
+                     key='run')
+    return res
+
+
+def bench_accuracy(work: str, num_train: int, epochs: int, only=('detector', 'classifier'),
+                   seeds=(0, 1, 2)) -> dict:
+    """Train each ablation family with the same budget for every seed (data fixed: generator
+    seed 3); mean ± std of the ablate.py columns over seeds."""
+    tables = {}
+    for family, (configs, options) in _families(work, num_train, epochs).items():
         if not configs or family not in only:
             continue
-        root = osp.join(work, family)
-        cmd = [sys.executable, osp.join(REPO, 'tools', 'ablate.py'), *configs, '--run',
-               '--work-root', root, '--cfg-options', *options]
-        subprocess.run(cmd, check=True, env=dict(os.environ, PYTHONPATH=REPO))
-        with open(osp.join(root, 'ablation.json')) as f:
-            tables[family] = json.load(f)
-        with open(osp.join(root, 'ablation.md')) as f:
-            print(f'\n{family} ablation ({epochs} epochs, {num_train} train images per source)')
-            print(f.read())
+        tables[family] = family_over_seeds(family, lambda seed, f=family, c=configs, o=options:
+                                           run_family(f, c, o, work, seed), list(seeds))
     return tables
 
 
@@ -182,6 +215,8 @@ def main() -> None:
     parser.add_argument('--skip-speed', action='store_true')
     parser.add_argument('--skip-accuracy', action='store_true')
     parser.add_argument('--families', nargs='+', default=['detector', 'classifier'])
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2],
+                        help='training seeds of the accuracy study (data fixed)')
     parser.add_argument('--work', default=None)
     parser.add_argument('--merge', action='store_true',
                         help='keep the part of --out that this run skips')
@@ -204,7 +239,8 @@ def main() -> None:
                     ['method', 'step_s', 'time_ratio', 'step_peak_mib', 'mem_ratio'])
         payload['speed'] = rows
     if not args.skip_accuracy:
-        payload['accuracy'] = bench_accuracy(work, args.num_train, args.epochs, args.families)
+        payload['accuracy'] = bench_accuracy(work, args.num_train, args.epochs, args.families,
+                                             args.seeds)
     if args.merge and osp.exists(args.out):  # keep the other part of an earlier run
         with open(args.out) as f:
             old = json.load(f)

@@ -91,3 +91,27 @@ def test_save_sections_keeps_other_sections(tmp_path):
         res = json.load(f)
     assert res['speed'] == dict(date='2026-11-24', results=[1])
     assert res['accuracy']['looks'] == {} and res['accuracy']['machine']['cores'] >= 1
+
+
+def test_versus_compares_every_row_with_the_reference():
+    stats = common.aggregate([dict(base=dict(ap=10.0), a=dict(ap=14.0), b=dict(ap=10.5)),
+                              dict(base=dict(ap=12.0), a=dict(ap=16.5), b=dict(ap=11.0))])
+    out = common.versus(stats, 'base', ['ap', 'missing'])
+    assert list(out) == ['a', 'b'] and list(out['a']) == ['ap']
+    # a - base: 4, 4.5 (std 0.3536, noise 0.7071); b - base: 0.5, -1 (std 1.0607)
+    assert out['a']['ap'] == dict(diff=4.25, noise=0.7071, basis='paired', verdict='higher')
+    assert out['b']['ap'] == dict(diff=-0.25, noise=2.1213, basis='paired',
+                                  verdict='no difference')
+    with pytest.raises(KeyError, match="'baseline' is not in the table"):
+        common.versus(stats, 'baseline', ['ap'])
+
+
+def test_print_seed_table_marks_verdicts(capsys):
+    stats = common.aggregate([dict(base=dict(ap=10.0), a=dict(ap=14.0), b=dict(ap=10.5)),
+                              dict(base=dict(ap=12.0), a=dict(ap=16.5), b=dict(ap=11.0))])
+    common.print_seed_table('t', stats, ['ap'], ref='base', key='scheme')
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "t; (=) inside 2 std of 'base'"
+    assert [line.split() for line in lines[3:]] == [
+        ['base', '11.0', '±', '1.4'], ['a', '15.2', '±', '1.8', '(+)'],
+        ['b', '10.8', '±', '0.4', '(=)']]

@@ -1,0 +1,146 @@
+"""The seed paths of the accuracy benchmarks (multi_head, mtl, group_boost, data_tools) with
+stub studies: per-seed values kept, mean ± std, verdicts against the reference, results JSON
+(multi_head: the speed section of an earlier file kept). No training."""
+import importlib.util
+import json
+import os.path as osp
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import REPO
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(
+        f'bench_{name}', osp.join(REPO, 'benchmarks', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mtl_ablation_rows_and_seeds(capsys):
+    mtl = _load('mtl')
+    table = dict(columns=['person/coco/bbox_mAP', 'mean/accuracy'], runs={
+        'mtl-baseline_retinanet_x': dict(metrics={'person/coco/bbox_mAP': 0.4041, 'time': 1.0}),
+        'mtl-pcgrad_hier-cls_y': dict(metrics={'mean/accuracy': 88.541666})})
+    assert mtl.ablation_rows(table) == {'mtl-baseline': {'person/coco/bbox_mAP': 40.41},
+                                        'mtl-pcgrad': {'mean/accuracy': 88.54}}
+    per_seed = {0: dict(baseline=[30.0, 50.0], grl=[20.0, 60.0]),
+                1: dict(baseline=[32.0, 52.0], grl=[21.0, 61.0]),
+                2: dict(baseline=[34.0, 51.0], grl=[22.0, 62.0])}
+
+    def study(seed):
+        return {f'mtl-{k}': dict(animal=v[0], person=v[1]) for k, v in per_seed[seed].items()}
+
+    res = mtl.family_over_seeds('detector', study, [0, 1, 2])
+    assert res['stats']['mtl-grl']['animal'] == dict(mean=21.0, std=1.0, n=3,
+                                                      values=[20.0, 21.0, 22.0])
+    # grl - baseline, animal: -10, -11, -12 (noise 2); person: 10, 9, 11 (noise 2)
+    assert res['vs_baseline']['mtl-grl']['animal']['verdict'] == 'lower'
+    assert res['vs_baseline']['mtl-grl']['person'] == dict(
+        diff=10.0, noise=2.0, basis='paired', verdict='higher')
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split() for line in lines[-2:]] == [
+        ['mtl-baseline', '32.0', '±', '2.0', '51.0', '±', '1.0'],
+        ['mtl-grl', '21.0', '±', '1.0', '(-)', '61.0', '±', '1.0', '(+)']]
+
+
+def test_group_boost_study_and_report(tmp_path, monkeypatch):
+    gb = _load('group_boost')
+    aps = {('baseline', 0): 10.0, ('baseline', 1): 14.0, ('curriculum', 0): 11.0,
+           ('curriculum', 1): 14.5}
+
+    def fake_run(name, root, work, iters, seed):
+        ap = aps[name, seed]
+        return dict(animal=ap, person=50.0 + seed, mean=(ap + 50.0 + seed) / 2, iters=iters,
+                    epochs=3, train_s=1.0, scheme=name, seed=seed)
+
+    monkeypatch.setattr(gb, 'run_scheme', fake_run)
+    args = SimpleNamespace(schemes=['baseline', 'curriculum'], iters=30, seeds=[0, 1],
+                           out=str(tmp_path / 'gb.json'))
+    res = gb.run_seeds(lambda seed: gb.study_seed(args, 'root', 'work', seed), args.seeds)
+    gb.report(args, {}, res, 0.0, final=True)
+    with open(args.out) as f:
+        out = json.load(f)
+    assert out['complete'] and out['seeds'] == [0, 1]
+    assert out['per_seed'][1]['curriculum']['animal'] == 14.5
+    assert out['stats']['curriculum']['animal'] == dict(mean=12.75, std=2.4749, n=2,
+                                                         values=[11.0, 14.5])
+    # curriculum - baseline, animal: 1.0, 0.5 (std 0.3536); person: 0, 0 (std 0)
+    assert out['vs_baseline']['curriculum']['animal'] == dict(
+        diff=0.75, noise=0.7071, basis='paired', verdict='higher')
+    assert out['vs_baseline']['curriculum']['person']['verdict'] == 'no difference'
+    assert sorted(out['vs_baseline']['curriculum']) == ['animal', 'mean', 'person']
+
+
+def test_data_tools_retrain_over_seeds():
+    dt = _load('data_tools')
+    maps = {0: (0.18, 0.17), 1: (0.20, 0.18), 2: (0.19, 0.19)}
+
+    def study(seed):
+        p, c = maps[seed]
+        return dict(partial=dict(person=p, animal=p, mean=p),
+                    consolidated=dict(person=c, animal=c, mean=c))
+
+    res = dt.retrain_over_seeds(study, [0, 1, 2])
+    assert res['stats']['partial']['mean'] == dict(mean=0.19, std=0.01, n=3,
+                                                   values=[0.18, 0.2, 0.19])
+    # consolidated - partial: -0.01, -0.02, 0.0 (std 0.01, noise 0.02): no difference
+    assert res['consolidated_vs_partial']['mean'] == dict(
+        diff=-0.01, noise=0.02, basis='paired', verdict='no difference')
+
+
+OLD = dict(machine=dict(cores=2), date='2026-11-24', settings=dict(iters=600),
+           speed=[dict(arch='retinanet', train_ratio_vs_single=1.03)],
+           accuracy=dict(shifted=dict(multi_head=dict(bbox_mAP=53.1)),
+                         shared=dict(multi_head=dict(bbox_mAP=63.8))))
+
+
+def test_multi_head_seeds_keep_speed_and_old_looks(tmp_path, monkeypatch):
+    mh = _load('multi_head')
+    out = str(tmp_path / 'mh.json')
+    with open(out, 'w') as f:
+        json.dump(OLD, f)
+    maps = {0: (50.0, 49.0), 1: (52.0, 52.5), 2: (54.0, 53.0)}
+
+    def fake_accuracy(look, root, iters, seed, work, methods):
+        full, part = maps[seed]
+        return dict(multi_head=dict(bbox_mAP=full, person_precision=full),
+                    partitioned=dict(bbox_mAP=part, person_precision=part - 2))
+
+    monkeypatch.setattr(mh, 'make_data', lambda look, n, work: 'root')
+    monkeypatch.setattr(mh, 'bench_accuracy', fake_accuracy)
+    args = SimpleNamespace(seeds=[0, 1, 2], iters=600, num_train=400, looks=['shifted'],
+                           methods=['multi_head', 'partitioned'], out=out)
+    mh.run_accuracy(args)
+    with open(out) as f:
+        res = json.load(f)
+    assert res['speed']['date'] == '2026-11-24' and res['speed']['results'] == OLD['speed']
+    assert res['accuracy']['settings']['iters_total_per_method'] == 600
+    shared = res['accuracy']['looks']['shared']
+    assert shared['seeds'] == [0] and 'one seed' in shared['note']
+    assert shared['stats']['multi_head']['bbox_mAP'] == dict(mean=63.8, std=None, n=1,
+                                                             values=[63.8])
+    shifted = res['accuracy']['looks']['shifted']
+    assert shifted['seeds'] == [0, 1, 2]
+    assert shifted['stats']['partitioned']['bbox_mAP']['values'] == [49.0, 52.5, 53.0]
+    # part - full, mAP: -1, 0.5, -1 (mean -0.5, std 0.866, noise 1.7321)
+    verdict = shifted['partition_vs_full']['bbox_mAP']
+    assert (verdict['diff'], verdict['noise'], verdict['verdict'], verdict['within_margin']) == (
+        -0.5, 1.7321, 'no difference', True)
+    assert verdict['larger_std']['basis'] == 'larger std'
+    person = shifted['partition_vs_full']['person_precision']  # -3, -1.5, -3
+    assert (person['diff'], person['verdict'], person['within_margin']) == (-2.5, 'lower', False)
+
+
+def test_multi_head_partitioned_row_builds_a_partitioned_model():
+    mh = _load('multi_head')
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    cfg = mh.method_cfg('partitioned')
+    assert cfg['partition_heads'] == dict(share_box=False)
+    model = mh.build(cfg)
+    assert model.partition is not None and model.partition.owner_name == 'animal'
+    with pytest.raises(KeyError, match="unknown method 'union'"):
+        mh.method_cfg('union')
