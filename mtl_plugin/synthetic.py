@@ -153,7 +153,9 @@ class _Painter:
         return np.clip(base + grad + noise, 0, 255).astype(np.uint8)
 
     def draw_object(self, img: Optional[np.ndarray], cls: str,
-                    look: SourceSpec) -> Tuple[List[float], np.ndarray]:
+                    look: SourceSpec) -> Tuple[List[float], np.ndarray, np.ndarray]:
+        """Paint one object of ``cls`` (if ``img``); its box (xywh), keypoints and
+        outline (N, 2), the outline being its COCO ``segmentation`` polygon."""
         size = self.cfg.img_size
         w, h = self.rng.uniform(*look.scale, 2) * size
         cx, cy = self.rng.uniform([w / 2, h / 2], [size - w / 2, size - h / 2])
@@ -168,7 +170,7 @@ class _Painter:
                 cv2.fillPoly(img, [pts], colour)
         x0, y0 = poly.min(0)
         x1, y1 = poly.max(0)
-        return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)], _keypoints(poly)
+        return [float(x0), float(y0), float(x1 - x0), float(y1 - y0)], _keypoints(poly), poly
 
 
 def _categories(classes: Sequence[str]) -> List[dict]:
@@ -206,9 +208,10 @@ def _make_split(cfg: GeneratorConfig, painter: _Painter, out_dir: str, split: st
         img = painter.background(paint_look) if cfg.write_images else None
         file_name = f'{split}_{i:06d}.jpg'
         for cls in objs:
-            bbox, kpts = painter.draw_object(img, str(cls), paint_look)
+            bbox, kpts, poly = painter.draw_object(img, str(cls), paint_look)
             kp = np.concatenate([kpts, np.full((4, 1), 2.0)], 1).reshape(-1)
             ann = dict(image_id=i + 1, bbox=[round(v, 2) for v in bbox],
+                       segmentation=[[round(float(v), 2) for v in poly.reshape(-1)]],
                        area=round(bbox[2] * bbox[3], 2), iscrowd=0, num_keypoints=4,
                        keypoints=[round(float(v), 2) for v in kp])
             full_anns.append(dict(ann, id=len(full_anns) + 1, category_id=full_cat_id[str(cls)],

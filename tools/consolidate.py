@@ -157,10 +157,11 @@ def _tune(args, cfg, model, dataset, classes, thresholds, error):
     inner.update(data_root='', ann_file=osp.abspath(ann), data_prefix=dict(
         img=osp.abspath(img_dir or osp.dirname(ann)) + '/'),
         metainfo=dict(classes=tuple(classes)), filter_cfg=None, test_mode=True)
-    tune_ds['group_name'] = 'tune'
-    tune_cfg = copy.deepcopy(cfg)
-    tune_cfg.test_dataloader = dict(copy.deepcopy(cfg.get('test_dataloader') or {}), dataset=dict(
-        type='MultiSourceDataset', datasets=[tune_ds]))
+    tune_cfg = copy.deepcopy(cfg)  # a plain dataset: merged predictions of every head,
+    # with no group a multi-head model would have to know
+    tune_cfg.test_dataloader = dict(copy.deepcopy(cfg.get('test_dataloader') or {}),
+                                    dataset={k: v for k, v in inner.items()
+                                             if k != 'group_name'})
     try:
         tune_set = build_tool_dataset(tune_cfg, 'test')
     except ToolDataError as e:

@@ -1,5 +1,6 @@
 """Datasets, samplers and transforms that know each sample's group."""
 from .classification import ClsJsonDataset, CocoCropClsDataset, CropInstance, PackClsInputs
+from .cross_source import CrossSourcePaste
 from .group_balanced import GroupBalancedDataset
 from .multi_source import MultiSourceDataset, attach_group
 from .samplers import GroupBatchSampler, InfiniteWeightedGroupSampler, WeightedGroupSampler

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from ..config_checks import reject_stock_keys
 from ..groups import Groups, check_group_name
 from ..labels import LabelSpace
+from .cross_source import bind_cross_source_paste
 from .category_check import (UNKNOWN_CATEGORY_POLICIES, report_unknown_categories,
                              watching_categories)
 from .transforms import check_pipeline_groups
@@ -246,6 +247,7 @@ class MultiSourceDataset(Dataset):
                 pipeline.transforms.insert(0, _InjectGroup(gid, name, label_map))
         for dataset in self.datasets:  # group-keyed transforms fail here on a typo
             check_pipeline_groups(getattr(dataset, 'pipeline', None), self.groups)
+        bind_cross_source_paste(self)  # CrossSourcePaste: its partner sources
         self._metainfo = self._build_metainfo()
         # groups, and their sizes: the dataset-level reference of normalised group weights
         self._sample_meta = dict(groups=self.groups.to_dict(), group_sizes=dict(

@@ -22,7 +22,7 @@ from ..multi_head import MultiHeadMixin
 from ..recording import DataMapRecording
 from .head_cfgs import CfgDict, config as _config, per_head as _per_head
 from .lockstep import join_head_collectives, lockstep_plan
-from .masked_loss import masked_dense_loss
+from .masked_loss import masked_dense_loss, regions_in_input
 from .trunk import trunk_features
 from .partition import partition_heads as partition_heads_of
 from .label_io import (check_classes, check_heads, data_space, gt_to_output, output_table, relabel,
@@ -271,7 +271,8 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
                     head_losses = head.loss(x_sub, [proposals[i] for i in idx], samples)
                 elif self._needs_masking(head_name):
                     head_losses, predictions = masked_dense_loss(
-                        head, self._annotated(head_name, samples), x_sub, samples, predict_cfg)
+                        head, self._annotated(head_name, samples), x_sub, samples, predict_cfg,
+                        self._label_regions(head_name, samples))
                 elif recorder is not None and hasattr(head, 'loss_and_predict'):
                     head_losses, predictions = head.loss_and_predict(
                         x_sub, samples, proposal_cfg=predict_cfg)
@@ -321,6 +322,19 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
         """(B, C_head) bool: True where the sample's dataset annotates the class."""
         return torch.stack([self.annotated_mask(head_name, s.metainfo['group_name'])
                             for s in samples])
+
+    def _label_regions(self, head_name: str, samples: SampleList) -> List[Tensor]:
+        """Per sample, where other classes are annotated too (``CrossSourcePaste``), as
+        ``[head class, x1, y1, x2, y2]`` rows in input pixels."""
+        out = []
+        for s in samples:
+            if not len(s.metainfo.get('label_regions', ())):
+                out.append(torch.zeros((0, 5)))
+                continue
+            table = unified_to_head_table(data_space(self._met), self.label_space, head_name,
+                                          s.metainfo['group_name'])
+            out.append(regions_in_input(s.metainfo, table))
+        return out
 
 
     # ------------------------------------------------------------------ inference

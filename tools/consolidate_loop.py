@@ -1,0 +1,204 @@
+"""The consolidation loop: train a teacher -> consolidate -> retrain a student, for N rounds.
+
+Round 0 trains ``TEACHER`` (e.g. the masked union model with ``CrossSourcePaste``,
+configs/consolidate/). Each round k >= 1 then
+
+1. consolidates every training source of ``TEACHER`` (the original, partially labelled
+   files) with the previous round's model
+   (``tools/consolidate.py``: pseudo boxes where the score reaches ``high``, ignore
+   regions between ``low`` and ``high``); with ``--held-out`` each class's ``high`` is
+   tuned to ``--target-precision`` on fully labelled held-out images first;
+2. trains ``STUDENT`` on those files (``tools/train.py``; the student config's training
+   sources get their ``ann_file`` replaced by ``<work-dir>/round<k>/consolidated/
+   <source>_consolidated.json``);
+
+so round k+1 consolidates with round k's student, the better model. Every step is a stock
+entry point run as its own process; ``--cfg-options`` go to every training run.
+``<work-dir>/loop.json`` lists each round's config, checkpoint, tuned thresholds and
+pseudo-label counts (machine-readable); the consolidated files stay in each round's folder.
+
+Example (generated data under data/synthetic, as the configs expect)::
+
+    python tools/generate_data.py --out data/synthetic --num-train 400 --num-val 50
+    python tools/consolidate_loop.py \
+        configs/consolidate/masked-union-paste_retinanet_r18_fpn_1xb8-4e_synthetic.py \
+        configs/consolidate/masked-union-paste_retinanet_r18_fpn_1xb8-4e_synthetic-consolidated.py \
+        --work-dir work_dirs/loop --rounds 2 \
+        --held-out data/synthetic/annotations/person_val_full.json:data/synthetic/images/person \
+                   data/synthetic/annotations/animal_val_full.json:data/synthetic/images/animal
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+from typing import List, Optional
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('teacher', help='config of the round-0 model (a MultiSourceDataset)')
+    parser.add_argument('student', help='config of the model retrained on consolidated files')
+    parser.add_argument('--work-dir', required=True)
+    parser.add_argument('--rounds', type=int, default=2, help='consolidate + retrain rounds')
+    parser.add_argument('--held-out', nargs='+', default=[], metavar='ANN_JSON:IMG_DIR',
+                        help='fully labelled held-out images: tune each class\'s high '
+                        'threshold there (every class, all files together)')
+    parser.add_argument('--target-precision', type=float, default=0.8)
+    parser.add_argument('--high', type=float, default=0.5, help='untuned high threshold')
+    parser.add_argument('--low', type=float, default=0.2, help='ignore regions above this')
+    parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
+                        help='passed to every tools/train.py run')
+    return parser.parse_args(argv)
+
+
+def check_args(args: argparse.Namespace) -> Optional[str]:
+    """The first problem with the arguments, or None."""
+    for what in ('teacher', 'student'):
+        if not osp.isfile(getattr(args, what)):
+            return f'{what} config {getattr(args, what)!r} does not exist'
+    if args.rounds < 1:
+        return f'--rounds must be >= 1, but got {args.rounds}'
+    if not 0 < args.target_precision <= 1:
+        return f'--target-precision must be in (0, 1], but got {args.target_precision}'
+    if not 0 <= args.low <= args.high <= 1:
+        return f'need 0 <= --low <= --high <= 1, but got {args.low}, {args.high}'
+    for item in args.held_out:
+        ann, _, img = item.partition(':')
+        if not osp.isfile(ann) or not osp.isdir(img):
+            return f'--held-out wants ANN_JSON:IMG_DIR of existing paths, but got {item!r}'
+    return None
+
+
+def merge_held_out(items: List[str], out: str) -> str:
+    """One COCO file of all held-out files (image ids renumbered, absolute image paths,
+    categories matched by name), for ``tools/consolidate.py --tune-on``."""
+    images, anns, categories = [], [], None
+    for item in items:
+        ann, _, img_dir = item.partition(':')
+        with open(ann) as f:
+            coco = json.load(f)
+        if categories is None:
+            categories = coco['categories']
+        names = {c['id']: c['name'] for c in coco['categories']}
+        cat_id = {c['name']: c['id'] for c in categories}
+        missing = sorted(set(names.values()) - set(cat_id))
+        if missing:
+            raise ValueError(f'--held-out {ann!r} has classes {missing} the first file has not')
+        new_id = {}
+        for im in coco['images']:
+            new_id[im['id']] = len(images) + 1
+            images.append(dict(im, id=new_id[im['id']], file_name=osp.abspath(
+                osp.join(img_dir, im['file_name']))))
+        for a in coco['annotations']:
+            anns.append(dict(a, id=len(anns) + 1, image_id=new_id[a['image_id']],
+                             category_id=cat_id[names[a['category_id']]]))
+    with open(out, 'w') as f:
+        json.dump(dict(images=images, annotations=anns, categories=categories), f)
+    return out
+
+
+def run(cmd: List[str], log: str) -> None:
+    """Run one stock entry point; on failure, show the end of its log and stop."""
+    print(f'[loop] {" ".join(cmd[1:])}', flush=True)
+    start = time.time()
+    with open(log, 'w') as f:
+        code = subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT)
+    if code:
+        with open(log) as f:
+            tail = f.read()[-3000:]
+        raise SystemExit(f'[loop] failed ({code}) after {time.time() - start:.0f} s, see {log}:'
+                         f'\n{tail}')
+    print(f'[loop]   done in {time.time() - start:.0f} s', flush=True)
+
+
+def train(config: str, work_dir: str, cfg_options: List[str]) -> str:
+    """``tools/train.py`` one model; its last checkpoint."""
+    os.makedirs(work_dir, exist_ok=True)
+    cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), config, '--work-dir', work_dir]
+    if cfg_options:
+        cmd += ['--cfg-options', *cfg_options]
+    run(cmd, osp.join(work_dir, 'train.log'))
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        return f.read().strip()
+
+
+def consolidate(config: str, checkpoint: str, out_dir: str, args: argparse.Namespace,
+                held_out: Optional[str]) -> dict:
+    """``tools/consolidate.py`` the training sources; its summary."""
+    os.makedirs(out_dir, exist_ok=True)
+    cmd = [sys.executable, osp.join(REPO, 'tools/consolidate.py'), config, checkpoint,
+           '--out-dir', out_dir, '--high', str(args.high), '--low', str(args.low),
+           '--target-precision', str(args.target_precision)]
+    if held_out:
+        cmd += ['--tune-on', f'{held_out}:']
+    run(cmd, osp.join(out_dir, 'consolidate.log'))
+    with open(osp.join(out_dir, 'summary.json')) as f:
+        return json.load(f)
+
+
+def student_config(student: str, consolidated: str, out: str) -> str:
+    """The student config with its training sources reading the consolidated files."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(student)
+    sources = cfg.train_dataloader.dataset.datasets
+    for source in sources:
+        inner = source if 'ann_file' in source else source['dataset']
+        path = osp.join(osp.abspath(consolidated), f'{source["group_name"]}_consolidated.json')
+        if not osp.isfile(path):
+            raise SystemExit(f'[loop] no consolidated file for source '
+                             f'{source["group_name"]!r}: {path}')
+        inner['ann_file'] = path
+    cfg.dump(out)
+    return out
+
+
+def sources_config(model_config: str, teacher: str, out: str) -> str:
+    """``model_config`` reading the teacher's (original, partially labelled) training
+    sources: every round consolidates the original files with its newest model."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(model_config)
+    cfg.train_dataloader.dataset.datasets = Config.fromfile(
+        teacher).train_dataloader.dataset.datasets
+    cfg.dump(out)
+    return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    problem = check_args(args)
+    if problem:
+        print(f'consolidate_loop.py: error: {problem}', file=sys.stderr)
+        return 2
+    args.work_dir = osp.abspath(args.work_dir)
+    os.makedirs(args.work_dir, exist_ok=True)
+    held_out = merge_held_out(args.held_out, osp.join(args.work_dir, 'held_out.json')) \
+        if args.held_out else None
+    config = osp.abspath(args.teacher)
+    checkpoint = train(config, osp.join(args.work_dir, 'round0'), args.cfg_options)
+    rounds = [dict(round=0, config=config, checkpoint=checkpoint)]
+    for k in range(1, args.rounds + 1):
+        folder = osp.join(args.work_dir, f'round{k}')
+        os.makedirs(folder, exist_ok=True)
+        readers = sources_config(config, args.teacher, osp.join(folder, 'consolidate_cfg.py'))
+        summary = consolidate(readers, checkpoint, osp.join(folder, 'consolidated'), args,
+                              held_out)
+        config = student_config(args.student, osp.join(folder, 'consolidated'),
+                                osp.join(folder, 'student.py'))
+        checkpoint = train(config, folder, args.cfg_options)
+        rounds.append(dict(round=k, config=config, checkpoint=checkpoint,
+                           consolidated=osp.join(folder, 'consolidated'),
+                           tuned=summary.get('tuned'), sources=summary.get('sources')))
+        with open(osp.join(args.work_dir, 'loop.json'), 'w') as f:
+            json.dump(dict(settings=vars(args), rounds=rounds), f, indent=1)
+    print(f'[loop] {args.rounds} round(s); last model {checkpoint}; '
+          f'{osp.join(args.work_dir, "loop.json")}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
