@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim import Optimizer
 
 from ...task_losses import task_losses_of
+from .task_gradients import Grads, add_grads_, backward_plan, combine, gramian, pack, sum_
 
 if TYPE_CHECKING:  # pragma: no cover
     import torchjd.aggregation as tjd
@@ -56,7 +57,6 @@ _NO_TASK_LOSSES = (
     'loss_weighting=dict(type=\'EqualWeighting\'), or wrap a stock model with '
     'type=\'MultiTaskModel\'')
 
-Grads = List[Optional[Tensor]]  # one entry per trainable parameter, None = no gradient
 
 
 def build_aggregator(cfg: Union[dict, 'tjd.Aggregator']) -> 'tjd.Aggregator':
@@ -233,10 +233,14 @@ class GradSurgeryOptimWrapper(OptimWrapper):
         # a task whose loss has no graph is absent from this batch
         tasks = [(n, v) for n, v in self._check_task_losses(loss, task_losses).items()
                  if v.grad_fn is not None]
-        for k, (name, task_loss) in enumerate(tasks):
+        for name, _ in tasks:  # rows in the tasks' order, whatever the backward order
+            self._buffers.setdefault(name, [None] * len(self.params))
+        for k, retain in backward_plan([v for _, v in tasks]):
+            name, task_loss = tasks[k]
             grads = torch.autograd.grad(self.scale_loss(task_loss), self.params,
-                                        retain_graph=k < len(tasks) - 1, allow_unused=True)
-            self._accumulate(name, grads)
+                                        retain_graph=retain, allow_unused=True)
+            add_grads_(self._buffers[name], grads)
+            del grads
         self._inner_count += 1
         if self.should_update():
             self._write_grads()
@@ -274,15 +278,6 @@ class GradSurgeryOptimWrapper(OptimWrapper):
                              f'the loss given to update_params is {given:.6g}: every '
                              'loss term must belong to a task in task_losses')
         return losses
-
-    def _accumulate(self, task: str, grads: Sequence[Optional[Tensor]]) -> None:
-        buf = self._buffers.get(task)
-        if buf is None:
-            self._buffers[task] = list(grads)
-            return
-        for i, g in enumerate(grads):
-            if g is not None:
-                buf[i] = g if buf[i] is None else buf[i] + g
 
     def _sync_buffers(self) -> None:
         """DDP: make ``self._buffers`` the rank average, identical on all ranks."""
@@ -342,44 +337,61 @@ class GradSurgeryOptimWrapper(OptimWrapper):
         return mask
 
     def _write_grads(self) -> None:
-        """Put the aggregated (shared) and summed (task-specific) gradients in ``.grad``."""
+        """Put the aggregated (shared) and summed (task-specific) gradients in ``.grad``.
+
+        The task gradients are overwritten: each parameter's ``.grad`` is one of them.
+        """
         if self._ddp is not None and get_world_size(self._ddp.process_group) > 1:
             self._sync_buffers()
         bufs = list(self._buffers.values())
         shared = self._shared_mask()
         for i, p in enumerate(self.params):
             if not shared[i]:
-                present = [b[i] for b in bufs if b[i] is not None]
-                p.grad = None if not present else present[0]
-                for g in present[1:]:
-                    p.grad = p.grad + g
+                p.grad = sum_([b[i] for b in bufs])
         idx = [i for i in range(len(self.params)) if shared[i]]
         # rows: the tasks that reached a shared parameter (a zero row would upset GradVac)
         tasks = {n: b for n, b in self._buffers.items() if any(b[i] is not None for i in idx)}
         if not tasks:
             return
-        matrix = torch.stack([torch.cat([
-            (b[i] if b[i] is not None else torch.zeros_like(self.params[i])).reshape(-1)
-            for i in idx]) for b in tasks.values()])  # (T, n_shared)
-        self._log_similarity(list(tasks), matrix)
-        vector = self._aggregate(matrix) if len(tasks) >= 2 else matrix[0]  # (n_shared,)
+        names, rows = list(tasks), list(tasks.values())
+        if not isinstance(self.aggregator, _tjd().GramianWeightedAggregator):
+            self._write_matrix_aggregate(names, rows, idx)
+            return
+        chunks, own = pack(rows, idx, self.params)
+        gram = gramian(rows, chunks, own)  # (T, T), as torchjd's compute_gramian
+        self._log_similarity(names, gram)
+        weights = (self._aggregate(gram, gramian_only=True) if len(rows) >= 2
+                   else gram.new_ones(1))
+        for i, g in combine(rows, chunks, own, weights, self.params).items():
+            self.params[i].grad = g
+
+    def _write_matrix_aggregate(self, names: List[str], rows: List[Grads],
+                                idx: List[int]) -> None:
+        """An aggregator that needs the (T, n_shared) matrix itself."""
+        chunks, _ = pack(rows, idx, self.params, own_bytes=math.inf)
+        matrix = torch.cat([m for _, m in chunks], dim=1)
+        self._log_similarity(names, matrix @ matrix.T)
+        vector = self._aggregate(matrix) if len(rows) >= 2 else matrix[0]  # (n_shared,)
         for i, chunk in zip(idx, vector.split([self.params[i].numel() for i in idx])):
             self.params[i].grad = chunk.view_as(self.params[i]).clone()
 
-    def _aggregate(self, matrix: Tensor) -> Tensor:
-        """Run the aggregator on ``matrix`` (T, n); identical RNG on every DDP rank."""
+    def _aggregate(self, stat: Tensor, gramian_only: bool = False) -> Tensor:
+        """The aggregator on ``stat``: the (T, n) matrix, or with ``gramian_only`` its
+        (T, T) Gramian (a Gramian-weighted aggregator: the (T,) weights of the rows).
+        Identical RNG on every DDP rank."""
+        fn = self.aggregator.gramian_weighting if gramian_only else self.aggregator
         if self._ddp is None or get_world_size(self._ddp.process_group) == 1:
-            return self.aggregator(matrix)
+            return fn(stat)
         if self._seed is None:
             self._seed = sync_random_seed(group=self._ddp.process_group)
-        devices = [matrix.device.index or 0] if matrix.device.type == 'cuda' else []
+        devices = [stat.device.index or 0] if stat.device.type == 'cuda' else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self._seed + self._num_updates)
-            return self.aggregator(matrix)
+            return fn(stat)
 
-    def _log_similarity(self, names: List[str], matrix: Tensor) -> None:
-        """Log pairwise cosine similarities of the rows of ``matrix`` (T, n) and conflicts."""
-        gram = matrix @ matrix.T  # (T, T)
+    def _log_similarity(self, names: List[str], gram: Tensor) -> None:
+        """Log pairwise cosine similarities of the task gradients from their (T, T) Gramian,
+        and the number of conflicting pairs."""
         norms = gram.diagonal().clamp(min=0).sqrt()
         cos = gram / (norms[:, None] * norms[None, :]).clamp(min=1e-12)
         conflicts = 0
