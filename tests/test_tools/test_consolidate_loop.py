@@ -1,0 +1,85 @@
+"""tools/consolidate_loop.py: train -> consolidate -> retrain through the stock entry
+points, and its argument checks."""
+import importlib.util
+import json
+import os
+import os.path as osp
+
+import pytest
+
+from conftest import PYTHON, REPO, run_tool
+
+TEACHER = 'configs/consolidate/masked-union-paste_retinanet_r18_fpn_1xb8-4e_synthetic.py'
+STUDENT = TEACHER.replace('.py', '-consolidated.py')
+
+
+def _loop():
+    spec = importlib.util.spec_from_file_location(
+        'tool_consolidate_loop', osp.join(REPO, 'tools/consolidate_loop.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--rounds', '0'], '--rounds must be >= 1'),
+    (['--low', '0.6', '--high', '0.5'], 'need 0 <= --low <= --high <= 1'),
+    (['--held-out', 'nowhere.json:nowhere'], '--held-out wants ANN_JSON:IMG_DIR'),
+    (['--target-precision', '0'], '--target-precision must be in (0, 1]')])
+def test_bad_arguments_stop_before_any_training(tmp_path, capsys, extra, message):
+    work = tmp_path / 'w'
+    assert _loop().main([osp.join(REPO, TEACHER), osp.join(REPO, STUDENT), '--work-dir',
+                         str(work), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not work.exists()
+
+
+def test_held_out_files_merge_by_class_name(synthetic_root, tmp_path):
+    root = synthetic_root
+    items = [f'{root}/annotations/{s}_val_full.json:{root}/images/{s}'
+             for s in ('person', 'animal')]
+    merged = _json(_loop().merge_held_out(items, str(tmp_path / 'held.json')))
+    parts = [_json(f'{root}/annotations/{s}_val_full.json') for s in ('person', 'animal')]
+    assert len(merged['images']) == sum(len(p['images']) for p in parts)
+    assert [im['id'] for im in merged['images']] == list(range(1, len(merged['images']) + 1))
+    assert all(osp.isfile(im['file_name']) for im in merged['images'])
+    names = {c['id']: c['name'] for c in merged['categories']}
+    expected = sorted((osp.basename(im['file_name']), names_p[a['category_id']])
+                      for p in parts for names_p in [{c['id']: c['name']
+                                                      for c in p['categories']}]
+                      for a in p['annotations'] for im in p['images']
+                      if im['id'] == a['image_id'])
+    by_id = {im['id']: im for im in merged['images']}
+    assert sorted((osp.basename(by_id[a['image_id']]['file_name']), names[a['category_id']])
+                  for a in merged['annotations']) == expected
+
+
+@pytest.mark.slow
+def test_one_round_consolidates_the_original_files_and_retrains_on_them(synthetic_root,
+                                                                        tmp_path):
+    os.makedirs(tmp_path / 'data')
+    os.symlink(synthetic_root, tmp_path / 'data/synthetic')  # where the configs look
+    held = [f'data/synthetic/annotations/{s}_val_full.json:data/synthetic/images/{s}'
+            for s in ('person', 'animal')]
+    run_tool([PYTHON, osp.join(REPO, 'tools/consolidate_loop.py'), osp.join(REPO, TEACHER),
+              osp.join(REPO, STUDENT), '--work-dir', 'loop', '--rounds', '1', '--held-out',
+              *held, '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=5'],
+             cwd=str(tmp_path))
+    loop = _json(tmp_path / 'loop/loop.json')
+    assert [r['round'] for r in loop['rounds']] == [0, 1]
+    assert all(osp.isfile(r['checkpoint']) for r in loop['rounds'])
+    assert set(loop['rounds'][1]['tuned']) == {'person', 'cat', 'bird'}
+    student = open(loop['rounds'][1]['config']).read()
+    for source in ('person', 'animal'):
+        path = osp.join(loop['rounds'][1]['consolidated'], f'{source}_consolidated.json')
+        assert repr(path) in student  # the student trains on this round's files
+        partial = _json(f'{synthetic_root}/annotations/{source}_train.json')
+        new = _json(path)
+        assert [c['name'] for c in new['categories']] == ['person', 'cat', 'bird']
+        own = [a for a in new['annotations'] if not a.get('pseudo')]
+        assert len(own) == len(partial['annotations'])  # the original GT, kept as it was
