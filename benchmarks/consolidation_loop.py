@@ -164,17 +164,17 @@ def one_seed(root: str, work: str, seed: int, args: argparse.Namespace) -> dict:
     if not osp.exists(link):
         os.symlink(root, link)
     res = dict(models={}, pseudo={})
-    ckpt = train_reference(work, 'multi_head', MULTI_HEAD, seed, args.epochs)
-    res['models']['multi_head'] = evaluate(MULTI_HEAD, ckpt, root)
-    full = full_label_config(work)
-    ckpt = train_reference(work, 'full_labels', full, seed, args.epochs)
-    res['models']['full_labels'] = evaluate(full, ckpt, root)
-    loop = run_loop(work, seed, args)
+    loop = run_loop(work, seed, args)  # first: its teacher's recall is the early signal
     for r in loop['rounds']:
         name = 'teacher' if r['round'] == 0 else f'round{r["round"]}'
         res['models'][name] = evaluate(r['config'], r['checkpoint'], root)
         if r['round']:
             res['pseudo'][name] = dict(pseudo_pr(root, r['consolidated']), tuned=r['tuned'])
+    ckpt = train_reference(work, 'multi_head', MULTI_HEAD, seed, args.epochs)
+    res['models']['multi_head'] = evaluate(MULTI_HEAD, ckpt, root)
+    full = full_label_config(work)
+    ckpt = train_reference(work, 'full_labels', full, seed, args.epochs)
+    res['models']['full_labels'] = evaluate(full, ckpt, root)
     print(json.dumps(res['models']), flush=True)
     return res
 

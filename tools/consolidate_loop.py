@@ -10,7 +10,9 @@ configs/consolidate/). Each round k >= 1 then
    tuned to ``--target-precision`` on fully labelled held-out images first;
 2. trains ``STUDENT`` on those files (``tools/train.py``; the student config's training
    sources get their ``ann_file`` replaced by ``<work-dir>/round<k>/consolidated/
-   <source>_consolidated.json``);
+   <source>_consolidated.json``, and their ``metainfo.classes`` by the classes that count
+   as annotated there: the source's own, plus each class whose threshold could be tuned;
+   a class no threshold makes precise enough stays masked where it is not owned);
 
 so round k+1 consolidates with round k's student, the better model. Every step is a stock
 entry point run as its own process; ``--cfg-options`` go to every training run.
@@ -19,7 +21,7 @@ pseudo-label counts (machine-readable); the consolidated files stay in each roun
 
 Example (generated data under data/synthetic, as the configs expect)::
 
-    python tools/generate_data.py --out data/synthetic --num-train 400 --num-val 50
+    python tools/generate_data.py data/synthetic --num-train 400 --num-val 50
     python tools/consolidate_loop.py \
         configs/consolidate/masked-union-paste_retinanet_r18_fpn_1xb8-4e_synthetic.py \
         configs/consolidate/masked-union-paste_retinanet_r18_fpn_1xb8-4e_synthetic-consolidated.py \
@@ -34,7 +36,7 @@ import os.path as osp
 import subprocess
 import sys
 import time
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -141,8 +143,21 @@ def consolidate(config: str, checkpoint: str, out_dir: str, args: argparse.Names
         return json.load(f)
 
 
-def student_config(student: str, consolidated: str, out: str) -> str:
-    """The student config with its training sources reading the consolidated files."""
+def student_classes(own: Dict[str, List[str]], classes: List[str],
+                    tuned: Optional[Dict[str, Optional[float]]]) -> Dict[str, List[str]]:
+    """Per source, the classes the student counts as annotated there: its own, plus every
+    class whose threshold could be tuned to the target precision. A class that could not
+    (``tuned[c] is None``) stays masked on the sources that do not own it: its few pseudo
+    boxes are dropped and it gets no gradient there, instead of learning its missed
+    objects as background. Without tuning (``tuned`` None) every class counts."""
+    return {src: [c for c in classes if c in mine or tuned is None or
+                  tuned.get(c) is not None] for src, mine in own.items()}
+
+
+def student_config(student: str, consolidated: str, out: str,
+                   classes: Optional[Dict[str, List[str]]] = None) -> str:
+    """The student config with its training sources reading the consolidated files (and,
+    given ``classes``, each source's ``metainfo.classes`` set to them)."""
     from mmengine.config import Config
     cfg = Config.fromfile(student)
     sources = cfg.train_dataloader.dataset.datasets
@@ -153,8 +168,19 @@ def student_config(student: str, consolidated: str, out: str) -> str:
             raise SystemExit(f'[loop] no consolidated file for source '
                              f'{source["group_name"]!r}: {path}')
         inner['ann_file'] = path
+        if classes is not None:
+            inner['metainfo'] = dict(inner.get('metainfo') or {}, classes=tuple(
+                classes[source['group_name']]))
     cfg.dump(out)
     return out
+
+
+def own_classes(teacher: str) -> Dict[str, List[str]]:
+    """Per training source of the teacher config, the classes it annotates."""
+    from mmengine.config import Config
+    sources = Config.fromfile(teacher).train_dataloader.dataset.datasets
+    return {s['group_name']: list((s if 'ann_file' in s else s['dataset'])['metainfo']
+                                  ['classes']) for s in sources}
 
 
 def sources_config(model_config: str, teacher: str, out: str) -> str:
@@ -187,12 +213,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         readers = sources_config(config, args.teacher, osp.join(folder, 'consolidate_cfg.py'))
         summary = consolidate(readers, checkpoint, osp.join(folder, 'consolidated'), args,
                               held_out)
+        annotated = student_classes(own_classes(args.teacher), summary['classes'],
+                                    summary.get('tuned'))
+        masked = {s: [c for c in summary['classes'] if c not in cls]
+                  for s, cls in annotated.items()}
+        if any(masked.values()):
+            print(f'[loop] no threshold reaches the target precision; stays masked: {masked}')
         config = student_config(args.student, osp.join(folder, 'consolidated'),
-                                osp.join(folder, 'student.py'))
+                                osp.join(folder, 'student.py'), annotated)
         checkpoint = train(config, folder, args.cfg_options)
         rounds.append(dict(round=k, config=config, checkpoint=checkpoint,
                            consolidated=osp.join(folder, 'consolidated'),
-                           tuned=summary.get('tuned'), sources=summary.get('sources')))
+                           tuned=summary.get('tuned'), masked=masked,
+                           sources=summary.get('sources')))
         with open(osp.join(args.work_dir, 'loop.json'), 'w') as f:
             json.dump(dict(settings=vars(args), rounds=rounds), f, indent=1)
     print(f'[loop] {args.rounds} round(s); last model {checkpoint}; '

@@ -83,3 +83,22 @@ def test_one_round_consolidates_the_original_files_and_retrains_on_them(syntheti
         assert [c['name'] for c in new['categories']] == ['person', 'cat', 'bird']
         own = [a for a in new['annotations'] if not a.get('pseudo')]
         assert len(own) == len(partial['annotations'])  # the original GT, kept as it was
+
+
+def test_a_class_no_threshold_makes_precise_stays_masked_where_it_is_not_owned(tmp_path):
+    loop = _loop()
+    own = loop.own_classes(osp.join(REPO, TEACHER))
+    assert own == dict(person=['person'], animal=['cat', 'bird'])
+    classes = ['person', 'cat', 'bird']
+    assert loop.student_classes(own, classes, dict(person=0.4, cat=None, bird=0.3)) == dict(
+        person=['person', 'bird'], animal=['person', 'cat', 'bird'])
+    assert loop.student_classes(own, classes, None) == dict(person=classes, animal=classes)
+    for s in ('person', 'animal'):
+        (tmp_path / f'{s}_consolidated.json').write_text('{}')
+    path = loop.student_config(osp.join(REPO, STUDENT), str(tmp_path), str(tmp_path / 's.py'),
+                               dict(person=['person', 'bird'], animal=classes))
+    from mmengine.config import Config
+    sources = Config.fromfile(path).train_dataloader.dataset.datasets
+    assert [tuple(s.metainfo.classes) for s in sources] == [('person', 'bird'), tuple(classes)]
+    assert [s.ann_file for s in sources] == [str(tmp_path / f'{s}_consolidated.json')
+                                             for s in ('person', 'animal')]
