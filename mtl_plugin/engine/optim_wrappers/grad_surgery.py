@@ -21,7 +21,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim import Optimizer
 
 from ...task_losses import task_losses_of
-from .task_gradients import Grads, add_grads_, backward_plan, combine, gramian, pack, sum_
+from .task_gradients import (CHUNK_BYTES, OWN_BYTES, Grads, add_grads_, backward_plan, combine,
+                             gramian, pack, sum_)
 
 if TYPE_CHECKING:  # pragma: no cover
     import torchjd.aggregation as tjd
@@ -97,17 +98,30 @@ class GradSurgeryOptimWrapper(OptimWrapper):
     ``task_losses=`` (an ordered ``{task: scalar loss}`` summing to the total).
     For each task ``t`` with a graph, ``g_t = d(L_t / accumulation factor) / d params`` is
     computed with :func:`torch.autograd.grad` over the optimizer's trainable parameters
-    (one backward pass per task) and added into a per-task buffer. At an update step:
+    (one backward pass per task) and added in place into that task's buffer (the tensors
+    autograd returned: no copy). Tasks whose graph overlaps another's (a whole-batch task
+    such as the dataset head) run first, and each graph is freed by its own backward unless
+    a task still to run shares it: with ``MultiHeadDetector(trunk_per_head=True)`` each
+    head's backward frees its own sub-batch's graph. At an update step:
 
     * the *shared* parameters (those that received a gradient from >= 2 tasks in this
       window, or those under the ``shared`` name prefixes) get the aggregator's output on
       the ``(T, n_shared)`` matrix of task gradients, in the aggregator's own scale
-      (PCGrad and GradVac sum the modified rows, CAGrad starts from their mean);
+      (PCGrad and GradVac sum the modified rows, CAGrad starts from their mean). For a
+      Gramian-weighted aggregator (PCGrad, GradVac, CAGrad, UPGrad, MGDA, ...) that matrix
+      is never stacked: its Gramian is summed block by block (parameters of at least
+      ``own_bytes`` by dot products of the task tensors, the smaller ones packed into
+      matrices of at most ``chunk_bytes``), the aggregator's weighting maps it to the rows'
+      weights, and ``sum_t w_t g_t`` is written in place into one task's tensor, which
+      becomes ``.grad``. Small shared gradients (one packed matrix) give exactly torchjd's
+      result on the stacked matrix; large ones differ by float rounding in the Gramian
+      (float64 sums of float32 blocks). Other aggregators get the stacked matrix;
     * every other parameter gets ``sum_t g_t``: task-specific parameters keep exactly their
       own task's gradient (so do the learnt loss-weighting parameters, e.g.
       ``UncertaintyWeighting.log_vars``: each task reaches only its own entry, so they
-      are per-task, never shared, whatever ``shared`` says), and a parameter no task reached keeps ``.grad = None`` (so idle
-      heads stay untouched, as :class:`HeadIsolationHook` expects);
+      are per-task, never shared, whatever ``shared`` says), and a parameter no task
+      reached keeps ``.grad = None`` (so idle heads stay untouched, as
+      :class:`HeadIsolationHook` expects);
     * then the usual :meth:`step` (with ``clip_grad``) and :meth:`zero_grad`.
 
     What is reduced, and when, under DDP (``MMDistributedDataParallel``): the model runs
@@ -145,6 +159,9 @@ class GradSurgeryOptimWrapper(OptimWrapper):
             ``dict(dtype='bfloat16')``. Defaults to None (full precision).
         **kwargs: ``accumulative_counts`` and ``clip_grad`` of :class:`OptimWrapper`.
     """
+
+    chunk_bytes = CHUNK_BYTES  # packed matrices of small parameters' gradients (16 MiB)
+    own_bytes = OWN_BYTES  # parameters from this size keep their task tensors (1 MiB)
 
     def __init__(self,
                  optimizer: Optimizer,
@@ -357,7 +374,7 @@ class GradSurgeryOptimWrapper(OptimWrapper):
         if not isinstance(self.aggregator, _tjd().GramianWeightedAggregator):
             self._write_matrix_aggregate(names, rows, idx)
             return
-        chunks, own = pack(rows, idx, self.params)
+        chunks, own = pack(rows, idx, self.params, self.chunk_bytes, self.own_bytes)
         gram = gramian(rows, chunks, own)  # (T, T), as torchjd's compute_gramian
         self._log_similarity(names, gram)
         weights = (self._aggregate(gram, gramian_only=True) if len(rows) >= 2
@@ -368,7 +385,7 @@ class GradSurgeryOptimWrapper(OptimWrapper):
     def _write_matrix_aggregate(self, names: List[str], rows: List[Grads],
                                 idx: List[int]) -> None:
         """An aggregator that needs the (T, n_shared) matrix itself."""
-        chunks, _ = pack(rows, idx, self.params, own_bytes=math.inf)
+        chunks, _ = pack(rows, idx, self.params, self.chunk_bytes, own_bytes=math.inf)
         matrix = torch.cat([m for _, m in chunks], dim=1)
         self._log_similarity(names, matrix @ matrix.T)
         vector = self._aggregate(matrix) if len(rows) >= 2 else matrix[0]  # (n_shared,)
