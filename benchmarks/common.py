@@ -276,3 +276,38 @@ def print_seed_table(title: str, stats: Dict[str, dict], metrics: Sequence[str],
                 row[m] = fmt_pm(vals[m]) + (f' ({MARKS[verdict["verdict"]]})' if verdict else '')
         rows.append(row)
     print_table(title + (f'; (=) inside 2 std of {ref!r}' if ref else ''), rows, [key, *metrics])
+
+
+def stats_by_row(per_seed: Dict[str, Dict[str, dict]],
+                 rows: Optional[Sequence[str]] = None) -> Dict[str, dict]:
+    """Aggregate a table measured row by row, where a row may lack some seeds (a run cut
+    short, or rows added later): each row over the seeds that have it.
+
+    Args:
+        per_seed (Dict[str, Dict[str, dict]]): Seed (as a string, JSON keys) -> row -> values.
+        rows (Sequence[str], optional): Row order. Defaults to the order of first appearance.
+
+    Returns:
+        Dict[str, dict]: Row -> :func:`aggregate` of its values, plus ``'seeds'``: the seeds
+        it has (in ``per_seed`` order).
+    """
+    if rows is None:
+        rows = list(dict.fromkeys(r for table in per_seed.values() for r in table))
+    out = {}
+    for row in rows:
+        seeds = [s for s, table in per_seed.items() if row in table]
+        if seeds:
+            out[row] = dict(aggregate([per_seed[s][row] for s in seeds]),
+                            seeds=[int(s) for s in seeds])
+    return out
+
+
+def paired_stats(per_seed: Dict[str, Dict[str, dict]], a: str, b: str,
+                 metric: str) -> Optional[tuple]:
+    """The stats of ``metric`` of rows ``a`` and ``b`` over the seeds that have both (for a
+    paired :func:`compare`); ``None`` if no seed has both."""
+    seeds = [s for s, t in per_seed.items() if metric in t.get(a, {}) and metric in t.get(b, {})]
+    if not seeds:
+        return None
+    return (mean_std([per_seed[s][a][metric] for s in seeds]),
+            mean_std([per_seed[s][b][metric] for s in seeds]))

@@ -29,8 +29,8 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mtl_plugin  # noqa: E402,F401
-from common import (aggregate, compare, print_table, run_seeds,  # noqa: E402
-                    save_sections, time_alternating)
+from common import (aggregate, compare, paired_stats, print_table,  # noqa: E402
+                    save_sections, stats_by_row, time_alternating)
 from mtl_plugin.synthetic import GeneratorConfig, generate_multi_source  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -323,17 +323,18 @@ def separate_detectors(root, iters, seed, tag, test_pipeline):
     return evaluate(preds['person'], root)
 
 
-def partition_verdict(stats: dict, margin: float = 1.0) -> dict:
-    """Partitioned vs full heads per metric: within ``margin`` points (or better), and
-    whether the difference is inside 2 std (paired per-seed differences; the larger of the
-    two stds is given too)."""
+def partition_verdict(per_seed: dict, margin: float = 1.0) -> dict:
+    """Partitioned vs full heads per metric over the seeds that have both: within ``margin``
+    points (or better), and whether the difference is inside 2 std (paired per-seed
+    differences; the verdict on the larger of the two stds is given too)."""
     out = {}
-    for metric in [m for m in METRICS_SHOWN if m in stats['multi_head']
-                   and m in stats['partitioned']]:  # a metric missing when nothing detected
-        full, part = stats['multi_head'][metric], stats['partitioned'][metric]
-        paired = compare(full, part, paired=True)
-        out[metric] = dict(paired, within_margin=paired['diff'] >= -margin, margin=margin,
-                           larger_std=compare(full, part, paired=False))
+    for metric in METRICS_SHOWN:  # a metric is missing when nothing was detected
+        pair = paired_stats(per_seed, 'multi_head', 'partitioned', metric)
+        if pair is None:
+            continue
+        paired = compare(*pair, paired=True)
+        out[metric] = dict(paired, n=pair[0]['n'], within_margin=paired['diff'] >= -margin,
+                           margin=margin, larger_std=compare(*pair, paired=False))
     return out
 
 
@@ -359,43 +360,59 @@ def migrate(path: str) -> None:
 
 
 def print_accuracy(look: str, res: dict) -> None:
-    stats = res['stats']
-    table = [dict(method=m, **r) for m, r in stats.items()]
     print_table(f'accuracy, {look} look (AP x100 on the fully labelled mixed test set, mean ± std '
-                f'over seeds {res["seeds"]})', table, ['method'] + METRICS_SHOWN)
-    if 'partition_vs_full' in res:
-        table = [dict(metric=k, **{c: v[c] for c in ('diff', 'noise', 'verdict',
-                                                      'within_margin')})
-                 for k, v in res['partition_vs_full'].items()]
-        print_table('partitioned - full heads (noise: 2 std of paired differences)', table,
-                    ['metric', 'diff', 'noise', 'verdict', 'within_margin'])
+                'over seeds)', [dict(method=m, **r) for m, r in res['stats'].items()],
+                ['method', 'seeds'] + METRICS_SHOWN)
+    cols = ['diff', 'noise', 'n', 'verdict', 'within_margin']
+    print_table('partitioned - full heads (noise: 2 std of paired differences)',
+                [dict(metric=k, **v) for k, v in res.get('partition_vs_full', {}).items()],
+                ['metric'] + cols)
+
+
+def summarise(per_seed: dict) -> dict:
+    """One look's entry of the results: per-seed rows, stats per method over the seeds it
+    has, the partitioned-vs-full verdict."""
+    res = dict(seeds=sorted(int(s) for s in per_seed), per_seed=per_seed,
+               stats=stats_by_row(per_seed, [m for m in METHODS if any(
+                   m in t for t in per_seed.values())]))
+    res['partition_vs_full'] = partition_verdict(per_seed)
+    return res
 
 
 def run_accuracy(args) -> None:
-    settings = dict(seeds=args.seeds, iters_total_per_method=args.iters, batch_size=8,
-                    img_size=128, num_train=args.num_train, num_test=200, data_seed=1,
-                    methods=args.methods, torch_threads=torch.get_num_threads(),
+    """Train every method per seed, saving after every model; with ``--merge``, the seeds
+    and methods of an earlier run of the same settings are kept (a run split in parts)."""
+    settings = dict(iters_total_per_method=args.iters, batch_size=8, img_size=128,
+                    num_train=args.num_train, num_test=200, data_seed=1,
+                    torch_threads=torch.get_num_threads(),
                     note='data fixed per look (generator seed 1); the seed drives model init '
                          'and sampling; separate_detectors: iters // 2 per detector')
     migrate(args.out)
-    looks = {}
+    old = {}
     if osp.exists(args.out):
         with open(args.out) as f:
-            looks = json.load(f).get('accuracy', {}).get('looks', {})
+            old = json.load(f).get('accuracy', {})
+    looks = old.get('looks', {})
+    if args.merge and old.get('settings', {}).get('iters_total_per_method') not in (
+            None, args.iters):
+        raise ValueError(f'--merge: {args.out} was measured with iters_total_per_method='
+                         f'{old["settings"]["iters_total_per_method"]} but got --iters '
+                         f'{args.iters}; use the same budget or another --out')
     with tempfile.TemporaryDirectory() as work:
         for look in args.looks:
             root = make_data(look, args.num_train, work)
-
-            def save_partial(res, look=look):
-                if {'multi_head', 'partitioned'} <= set(res['stats']):
-                    res['partition_vs_full'] = partition_verdict(res['stats'])
-                looks[look] = res
-                save_sections(args.out, dict(accuracy=dict(settings=settings, looks=looks)))
-                print_accuracy(look, res)
-
-            run_seeds(lambda seed, look=look, root=root: bench_accuracy(
-                look, root, args.iters, seed, work, args.methods), args.seeds,
-                on_seed=save_partial)
+            kept = looks.get(look, {}) if args.merge else {}
+            per_seed = kept.get('per_seed', {})
+            if isinstance(per_seed, list):  # seed order, as run_seeds keeps it
+                per_seed = {str(s): t for s, t in zip(kept['seeds'], per_seed)}
+            for seed in args.seeds:
+                for method in args.methods:
+                    row = bench_accuracy(look, root, args.iters, seed, work, [method])[method]
+                    per_seed.setdefault(str(seed), {})[method] = row
+                    per_seed = dict(sorted(per_seed.items(), key=lambda kv: int(kv[0])))
+                    looks[look] = summarise(per_seed)
+                    save_sections(args.out, dict(accuracy=dict(settings=settings, looks=looks)))
+                print_accuracy(look, looks[look])
 
 
 def main():
@@ -407,6 +424,8 @@ def main():
     parser.add_argument('--looks', nargs='+', default=['shifted', 'shared'])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
+    parser.add_argument('--merge', action='store_true',
+                        help='keep the seeds / methods of an earlier accuracy run in --out')
     parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--skip-speed', action='store_true')
     parser.add_argument('--skip-accuracy', action='store_true')

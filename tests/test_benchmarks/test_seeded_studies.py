@@ -19,6 +19,10 @@ def _load(name):
     return module
 
 
+def _with(args, **kw):
+    return SimpleNamespace(**{**vars(args), **kw})
+
+
 def test_mtl_ablation_rows_and_seeds(capsys):
     mtl = _load('mtl')
     table = dict(columns=['person/coco/bbox_mAP', 'mean/accuracy'], runs={
@@ -106,14 +110,25 @@ def test_multi_head_seeds_keep_speed_and_old_looks(tmp_path, monkeypatch):
 
     def fake_accuracy(look, root, iters, seed, work, methods):
         full, part = maps[seed]
-        return dict(multi_head=dict(bbox_mAP=full, person_precision=full),
+        rows = dict(multi_head=dict(bbox_mAP=full, person_precision=full),
                     partitioned=dict(bbox_mAP=part, person_precision=part - 2))
+        return {m: rows[m] for m in methods}
 
     monkeypatch.setattr(mh, 'make_data', lambda look, n, work: 'root')
     monkeypatch.setattr(mh, 'bench_accuracy', fake_accuracy)
-    args = SimpleNamespace(seeds=[0, 1, 2], iters=600, num_train=400, looks=['shifted'],
-                           methods=['multi_head', 'partitioned'], out=out)
+    args = SimpleNamespace(seeds=[0, 2], iters=600, num_train=400, looks=['shifted'],
+                           methods=['multi_head', 'partitioned'], out=out, merge=False)
     mh.run_accuracy(args)
+    # a second part (seed 1, one method) merged in; a third with another budget refused
+    args = _with(args, seeds=[1], methods=['partitioned'], merge=True)
+    mh.run_accuracy(args)
+    with open(out) as f:
+        assert json.load(f)['accuracy']['looks']['shifted']['stats']['multi_head']['seeds'] == [
+            0, 2]
+    args = _with(args, methods=['multi_head'])
+    mh.run_accuracy(args)
+    with pytest.raises(ValueError, match='iters_total_per_method=600 but got --iters 300'):
+        mh.run_accuracy(_with(args, iters=300))
     with open(out) as f:
         res = json.load(f)
     assert res['speed']['date'] == '2026-11-24' and res['speed']['results'] == OLD['speed']
@@ -123,7 +138,8 @@ def test_multi_head_seeds_keep_speed_and_old_looks(tmp_path, monkeypatch):
     assert shared['stats']['multi_head']['bbox_mAP'] == dict(mean=63.8, std=None, n=1,
                                                              values=[63.8])
     shifted = res['accuracy']['looks']['shifted']
-    assert shifted['seeds'] == [0, 1, 2]
+    assert shifted['seeds'] == [0, 1, 2] and list(shifted['per_seed']) == ['0', '1', '2']
+    assert shifted['stats']['multi_head']['seeds'] == [0, 1, 2]
     assert shifted['stats']['partitioned']['bbox_mAP']['values'] == [49.0, 52.5, 53.0]
     # part - full, mAP: -1, 0.5, -1 (mean -0.5, std 0.866, noise 1.7321)
     verdict = shifted['partition_vs_full']['bbox_mAP']
@@ -144,3 +160,23 @@ def test_multi_head_partitioned_row_builds_a_partitioned_model():
     assert model.partition is not None and model.partition.owner_name == 'animal'
     with pytest.raises(KeyError, match="unknown method 'union'"):
         mh.method_cfg('union')
+
+
+def test_multi_head_merge_reads_a_seed_list_layout(tmp_path, monkeypatch):
+    mh = _load('multi_head')
+    out = str(tmp_path / 'mh.json')
+    row = dict(bbox_mAP=50.0)
+    with open(out, 'w') as f:  # the layout of run_seeds: per_seed a list in seed order
+        json.dump(dict(accuracy=dict(settings=dict(iters_total_per_method=600), looks=dict(
+            shifted=dict(seeds=[3], per_seed=[dict(multi_head=row, partitioned=row)])))), f)
+    monkeypatch.setattr(mh, 'make_data', lambda look, n, work: 'root')
+    monkeypatch.setattr(mh, 'bench_accuracy', lambda look, root, iters, seed, work, methods: {
+        m: dict(bbox_mAP=40.0 + seed) for m in methods})
+    mh.run_accuracy(SimpleNamespace(seeds=[1], iters=600, num_train=400, looks=['shifted'],
+                                    methods=['partitioned'], out=out, merge=True))
+    with open(out) as f:
+        shifted = json.load(f)['accuracy']['looks']['shifted']
+    assert shifted['per_seed'] == {'1': dict(partitioned=dict(bbox_mAP=41.0)),
+                                   '3': dict(multi_head=row, partitioned=row)}
+    assert shifted['stats']['partitioned']['bbox_mAP']['values'] == [41.0, 50.0]
+    assert shifted['partition_vs_full']['bbox_mAP']['n'] == 1

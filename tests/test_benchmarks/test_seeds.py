@@ -115,3 +115,16 @@ def test_print_seed_table_marks_verdicts(capsys):
     assert [line.split() for line in lines[3:]] == [
         ['base', '11.0', '±', '1.4'], ['a', '15.2', '±', '1.8', '(+)'],
         ['b', '10.8', '±', '0.4', '(=)']]
+
+
+def test_stats_by_row_and_paired_stats_with_missing_seeds():
+    per_seed = {'0': dict(a=dict(ap=10.0), b=dict(ap=11.0)), '1': dict(a=dict(ap=12.0)),
+                '2': dict(a=dict(ap=14.0), b=dict(ap=14.0))}
+    stats = common.stats_by_row(per_seed)
+    assert stats['a'] == dict(ap=dict(mean=12.0, std=2.0, n=3, values=[10.0, 12.0, 14.0]),
+                              seeds=[0, 1, 2])
+    assert stats['b']['seeds'] == [0, 2] and stats['b']['ap']['n'] == 2
+    a, b = common.paired_stats(per_seed, 'a', 'b', 'ap')
+    assert a['values'] == [10.0, 14.0] and b['values'] == [11.0, 14.0]
+    assert common.paired_stats(per_seed, 'a', 'c', 'ap') is None
+    assert list(common.stats_by_row(per_seed, rows=['b', 'c'])) == ['b']
