@@ -381,7 +381,8 @@ def summarise(per_seed: dict) -> dict:
 
 def run_accuracy(args) -> None:
     """Train every method per seed, saving after every model; with ``--merge``, the seeds
-    and methods of an earlier run of the same settings are kept (a run split in parts)."""
+    and methods of an earlier run of the same settings are kept, not rerun (a run split in
+    parts)."""
     settings = dict(iters_total_per_method=args.iters, batch_size=8, img_size=128,
                     num_train=args.num_train, num_test=200, data_seed=1,
                     torch_threads=torch.get_num_threads(),
@@ -406,7 +407,7 @@ def run_accuracy(args) -> None:
             if isinstance(per_seed, list):  # seed order, as run_seeds keeps it
                 per_seed = {str(s): t for s, t in zip(kept['seeds'], per_seed)}
             for seed in args.seeds:
-                for method in args.methods:
+                for method in [m for m in args.methods if m not in per_seed.get(str(seed), {})]:
                     row = bench_accuracy(look, root, args.iters, seed, work, [method])[method]
                     per_seed.setdefault(str(seed), {})[method] = row
                     per_seed = dict(sorted(per_seed.items(), key=lambda kv: int(kv[0])))
@@ -425,7 +426,7 @@ def main():
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
     parser.add_argument('--merge', action='store_true',
-                        help='keep the seeds / methods of an earlier accuracy run in --out')
+                        help='keep (and skip) the seeds / methods of an earlier accuracy run in --out')
     parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--skip-speed', action='store_true')
     parser.add_argument('--skip-accuracy', action='store_true')
