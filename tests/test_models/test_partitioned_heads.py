@@ -112,3 +112,46 @@ def test_partition_errors():
     heads['vehicle'] = dense_head('fcos', 1)
     with pytest.raises(TypeError, match='share_box must be True or False'):
         build_detector(heads=heads, head_classes=CLASSES, partition_heads=dict(share_box=1))
+
+
+def _deep_head(kind, n):
+    """Three stacked convs per tower; ``rtmdet_sepbn``: one list of them per level."""
+    if kind == 'retina':
+        return dict(dense_head('retina', n), stacked_convs=3)
+    return dict(dense_head('rtmdet', n), type='RTMDetSepBNHead', stacked_convs=3,
+                norm_cfg=dict(type='BN'), share_conv=True)
+
+
+@pytest.mark.parametrize('kind', ['retina', 'rtmdet_sepbn'])
+def test_merged_inference_memo_keeps_only_each_towers_final_output(kind):
+    heads = {g: _deep_head(kind, len(c)) for g, c in CLASSES.items()}
+    kw = dict(heads=heads, head_classes=CLASSES, **copy.deepcopy(backbone_neck()))
+    part = build_detector(**kw, partition_heads=dict(share_box=True, owner='person'))
+    full = build_detector(**kw)
+    full.load_state_dict(part.state_dict(), strict=False)
+    for name in ('animal', 'vehicle'):
+        for key in part.partition.parts:
+            getattr(full.heads[name], key).load_state_dict(
+                getattr(part.heads['person'], key).state_dict())
+    part.eval(), full.eval()
+    data = part.data_preprocessor(batch(['person', 'animal'], seed=4), training=False)
+    towers = part.heads['person'].cls_convs
+    last = towers[-1] if kind == 'retina' else towers[0][-1]  # level 0's last conv
+    runs, memo = [], []
+    last.register_forward_hook(lambda *a: runs.append(1))
+    vehicle = part.heads['vehicle']
+    out_conv = vehicle.retina_cls if kind == 'retina' else vehicle.rtm_cls[0]
+    out_conv.register_forward_hook(lambda *a: memo.append(
+        (sorted({k[0] for k in part.partition.memo}), len(part.partition.pending))))
+    with torch.no_grad():
+        out_p = part.predict(data['inputs'], copy.deepcopy(data['data_samples']))
+        out_f = full.predict(data['inputs'], copy.deepcopy(data['data_samples']))
+    for a, b in zip(out_p, out_f):  # the same predictions as tied full heads
+        assert torch.allclose(a.pred_instances.scores, b.pred_instances.scores, atol=1e-6)
+        assert torch.equal(a.pred_instances.labels, b.pred_instances.labels)
+    assert len(runs) == (2 if kind == 'retina' else 1)  # once per level, not per head
+    box = ['retina_reg'] if kind == 'retina' else ['rtm_reg.0', 'rtm_reg.1']
+    chains = (['cls_convs', 'reg_convs'] if kind == 'retina' else
+              ['cls_convs.0', 'cls_convs.1', 'reg_convs.0', 'reg_convs.1'])
+    # the memo: whole chains (no per-conv entries) and box layers; no link left pending
+    assert memo[0] == (sorted(chains + box), 0)

@@ -13,7 +13,9 @@ Each head keeps its own classification output (and box branch unless shared).
   :meth:`HeadPartition.shared_parameters`).
 - Merged inference: inside :meth:`HeadPartition.sharing` the owner's parts record
   their output and the stand-ins of the other heads reuse it for the same input: the
-  towers run once, then one small output conv per head.
+  towers run once, then one small output conv per head. The memo keeps only each tower's
+  final output per level (its stacked convs are a chain: the stand-ins pass that output
+  along), and each shared box layer's output, not every layer's input and output.
 
 Works with any mmdet dense head whose forward runs ``cls_convs`` / ``reg_convs`` and then
 its output convs (RetinaHead, FCOSHead, ATSSHead, GFLHead, RTMDetHead and subclasses).
@@ -46,6 +48,33 @@ class _Recorder:
             self.partition.memo[self.path, id(args[0])] = (args[0], output)
 
 
+class _ChainRecorder:
+    """Forward hook of layer ``k`` of an owner's tower chain (``n`` layers at ``path``):
+    links each layer's output to the chain's input and memoises only the last layer's
+    output, keyed by the chain's input (an intermediate is held until the next layer
+    consumes it)."""
+
+    def __init__(self, partition: 'HeadPartition', path: str, k: int, n: int) -> None:
+        self.partition, self.path, self.k, self.n = partition, path, k, n
+
+    def __call__(self, module: nn.Module, args: Tuple[Any, ...], output: Any) -> None:
+        part = self.partition
+        if part.memo is None or not args:
+            return
+        if self.k == 0:
+            start = args[0]
+        else:  # the chain's input, if this layer's input is the previous layer's output
+            link = part.pending.pop((self.path, id(args[0])), None)
+            if link is None or link[1] is not args[0]:
+                return
+            start = link[0]
+        if self.k < self.n - 1:
+            part.pending[self.path, id(output)] = (start, output)
+        else:
+            part.memo[self.path, id(start)] = (start, output)
+            part.finals[self.path, id(output)] = output
+
+
 class SharedPart(nn.Module):
     """Stands in a head for one layer of the owner's shared parts (no parameters).
 
@@ -54,17 +83,20 @@ class SharedPart(nn.Module):
         path (str): The layer's path in the owner, e.g. ``'cls_convs.0'``.
     """
 
-    def __init__(self, partition: 'HeadPartition', path: str, layer: nn.Module) -> None:
+    def __init__(self, partition: 'HeadPartition', path: str, layer: nn.Module,
+                 chain: Optional[Tuple[str, int]] = None) -> None:
         super().__init__()
         # neither is a submodule: the layer's parameters belong to the owner head only
         object.__setattr__(self, 'partition', partition)
         object.__setattr__(self, 'layer', layer)
         self.path = path
+        self.chain = chain  # (the tower chain's path, this layer's position) or None
 
     def forward(self, x: Any, *args: Any) -> Any:
         # a stand-in in eval mode runs the shared layer in eval mode too (no batch-norm
         # statistics move, e.g. when DDP's lockstep runs an idle head without gradient)
-        return self.partition.call(self.path, self.layer, x, *args, training=self.training)
+        return self.partition.call(self.path, self.layer, x, *args, training=self.training,
+                                   chain=self.chain)
 
     def extra_repr(self) -> str:
         return f'-> {self.partition.owner_name}.{self.path}'
@@ -83,17 +115,27 @@ class HeadPartition:
         self.owner = owner
         self.owner_name = owner_name
         self.parts = list(parts)
-        # (path, id(input)) -> (input, output), only inside sharing()
+        # only inside sharing(): (path, id(input)) -> (input, output) of a box layer or a
+        # whole tower chain; a chain's final outputs; chain links (see _ChainRecorder)
         self.memo: Optional[Dict[Tuple[str, int], Tuple[Any, Any]]] = None
+        self.finals: Dict[Tuple[str, int], Any] = {}
+        self.pending: Dict[Tuple[str, int], Tuple[Any, Any]] = {}
 
-    def call(self, path: str, layer: nn.Module, x: Any, *args: Any,
-             training: bool = True) -> Any:
+    def call(self, path: str, layer: nn.Module, x: Any, *args: Any, training: bool = True,
+             chain: Optional[Tuple[str, int]] = None) -> Any:
         """Run the owner's ``layer`` (at ``path``), or reuse its recorded output for
-        ``x``; with ``training=False`` in eval mode."""
+        ``x``; with ``training=False`` in eval mode. In a tower chain the first layer
+        returns the chain's final output for ``x`` and the next ones pass it on."""
         if self.memo is not None and not args:
-            hit = self.memo.get((path, id(x)))
-            if hit is not None and hit[0] is x:
-                return hit[1]
+            key = (path, id(x)) if chain is None else (chain[0], id(x))
+            if chain is not None and chain[1] > 0:
+                final = self.finals.get(key)
+                if final is x:
+                    return x
+            else:
+                hit = self.memo.get(key)
+                if hit is not None and hit[0] is x:
+                    return hit[1]
         if training or not layer.training:
             return layer(x, *args)
         layer.eval()
@@ -110,6 +152,7 @@ class HeadPartition:
             yield
         finally:
             self.memo = None
+            self.finals, self.pending = {}, {}
 
     def shared_parameters(self) -> Set[int]:
         """Ids of the shared parts' parameters (trained by every head's samples)."""
@@ -124,15 +167,26 @@ def _box_parts(head: nn.Module) -> Tuple[str, ...]:
                     f'{type(head).__name__}; known: {sorted(BOX_PARTS)} (or share_box=False)')
 
 
+def _is_list(layer: nn.Module) -> bool:
+    return isinstance(layer, (nn.ModuleList, nn.Sequential))
+
+
 def _stand_in(layer: nn.Module, partition: HeadPartition, path: str, record: bool) -> nn.Module:
     """Stand-ins mirroring ``layer`` (lists of layers stay lists); with ``record``, a
-    recorder hook on each original layer (once per layer)."""
-    if isinstance(layer, (nn.ModuleList, nn.Sequential)):
+    recorder hook on each original layer (once per layer). A tower's innermost list of
+    layers (``cls_convs``, ``reg_convs``, or one level's list of them) is a chain."""
+    if not _is_list(layer):
+        if record:
+            layer.register_forward_hook(_Recorder(partition, path))
+        return SharedPart(partition, path, layer)
+    if path.split('.')[0] not in TOWERS or not len(layer) or any(_is_list(c) for c in layer):
         return type(layer)([_stand_in(child, partition, f'{path}.{i}', record)
                             for i, child in enumerate(layer)])
     if record:
-        layer.register_forward_hook(_Recorder(partition, path))
-    return SharedPart(partition, path, layer)
+        for k, child in enumerate(layer):
+            child.register_forward_hook(_ChainRecorder(partition, path, k, len(layer)))
+    return type(layer)([SharedPart(partition, f'{path}.{k}', child, chain=(path, k))
+                        for k, child in enumerate(layer)])
 
 
 def _check_same(name: str, head: nn.Module, ref_name: str, ref: nn.Module, part: str) -> None:
