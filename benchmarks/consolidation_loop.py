@@ -60,8 +60,8 @@ def options(seed: int, epochs: int) -> list:
 
 def run_loop(work: str, seed: int, args: argparse.Namespace) -> dict:
     """``tools/consolidate_loop.py`` in ``work`` (where data/synthetic is the data)."""
-    held = [f'data/synthetic/annotations/{s}_val_full.json:data/synthetic/images/{s}'
-            for s in OWN]
+    held = [f'{s}=data/synthetic/annotations/{s}_val_full.json:data/synthetic/images/{s}'
+            for s in OWN]  # per source: a class is tuned where its pseudo boxes go
     cmd = [sys.executable, osp.join(REPO, 'tools/consolidate_loop.py'), TEACHER, STUDENT,
            '--work-dir', 'loop', '--rounds', str(args.rounds), '--held-out', *held,
            '--target-precision', str(args.target_precision),

@@ -22,6 +22,9 @@ Examples::
     python tools/consolidate.py CONFIG CKPT --out-dir OUT --thr person=0.85,0.4 --high 0.8
     python tools/consolidate.py CONFIG CKPT --out-dir OUT \
         --tune-on data/synthetic/annotations/person_val_full.json:data/synthetic/images/person
+    python tools/consolidate.py CONFIG CKPT --out-dir OUT --tune-on \
+        person=data/synthetic/annotations/person_val_full.json:data/synthetic/images/person \
+        animal=data/synthetic/annotations/animal_val_full.json:data/synthetic/images/animal
 """
 import argparse
 import copy
@@ -49,9 +52,11 @@ def parse_args(argv=None):
                         help='between low and high: ignore region')
     parser.add_argument('--thr', nargs='+', default=[], metavar='CLASS=HIGH,LOW',
                         help='per-class thresholds')
-    parser.add_argument('--tune-on', default=None, metavar='ANN_JSON:IMG_DIR',
-                        help='fully labelled split: tune each class\'s high threshold to '
-                        '--target-precision there (needs the model)')
+    parser.add_argument('--tune-on', nargs='+', default=[], metavar='[SOURCE=]ANN_JSON:IMG_DIR',
+                        help='fully labelled split(s): tune each class\'s high threshold to '
+                        '--target-precision there (needs the model). SOURCE=: images of '
+                        'that source, tuning only the classes it does not annotate, where '
+                        'the pseudo boxes go (a class tuned on several: the highest)')
     parser.add_argument('--target-precision', type=float, default=0.9)
     parser.add_argument('--review-top', type=int, default=48, help='crops in review.png')
     parser.add_argument('--batch-size', type=int, default=4)
@@ -142,14 +147,39 @@ def _run(args, error) -> int:
 
 
 def _tune(args, cfg, model, dataset, classes, thresholds, error):
-    """--tune-on: per-class high thresholds from a fully labelled split (or None)."""
+    """--tune-on: per-class high thresholds from fully labelled splits (or None)."""
     if not args.tune_on:
         return None
-    from mtl_plugin.analysis.consolidation_run import predict_dataset, tune_from_predictions
-    from mtl_plugin.analysis.tool_data import ToolDataError, build_tool_dataset, tool_dataset_cfg
+    from mtl_plugin.analysis.tool_data import own_unified_classes
     if model is None:
         raise error('--tune-on runs the model: give the checkpoint')
-    ann, _, img_dir = args.tune_on.partition(':')
+    own = {name: set(m.values()) for name, m in own_unified_classes(dataset).items()}
+    found = {name: [] for name in classes}
+    for item in args.tune_on:
+        source, spec = item.split('=', 1) if '=' in item.split(':', 1)[0] else ('', item)
+        if source and source not in own:
+            raise error(f'--tune-on {item!r}: no source {source!r} (sources: {sorted(own)})')
+        tuned = _tune_one(args, cfg, model, spec, classes, error)
+        for name, value in tuned.items():
+            if name not in own.get(source, ()):
+                found[name].append(value)
+    tuned = {}  # the highest threshold a class got; None: none reached the precision
+    for name, values in found.items():
+        reached = [v for v in values if v is not None]
+        tuned[name] = max(reached) if reached else None
+    for name, value in tuned.items():
+        if value is not None and name not in thresholds.high:
+            thresholds.high[name] = value
+            thresholds.low[name] = min(thresholds.low.get(name, args.low), value)
+    print(f'[consolidate] tuned high thresholds: {tuned}')
+    return tuned
+
+
+def _tune_one(args, cfg, model, spec, classes, error):
+    """Tuned high thresholds of every class on one fully labelled ``ANN_JSON:IMG_DIR``."""
+    from mtl_plugin.analysis.consolidation_run import predict_dataset, tune_from_predictions
+    from mtl_plugin.analysis.tool_data import ToolDataError, build_tool_dataset, tool_dataset_cfg
+    ann, _, img_dir = spec.partition(':')
     if not osp.isfile(ann):
         raise error(f'--tune-on file {ann!r} does not exist')
     tune_ds = copy.deepcopy(tool_dataset_cfg(cfg, args.split)['datasets'][0])
@@ -166,14 +196,8 @@ def _tune(args, cfg, model, dataset, classes, thresholds, error):
         tune_set = build_tool_dataset(tune_cfg, 'test')
     except ToolDataError as e:
         raise error(f'--tune-on: {e}')
-    tuned = tune_from_predictions(ann, classes, predict_dataset(
+    return tune_from_predictions(ann, classes, predict_dataset(
         model, tune_set, args.batch_size, cfg), args.target_precision)
-    for name, value in tuned.items():
-        if value is not None and name not in thresholds.high:
-            thresholds.high[name] = value
-            thresholds.low[name] = min(thresholds.low.get(name, args.low), value)
-    print(f'[consolidate] tuned high thresholds: {tuned}')
-    return tuned
 
 
 if __name__ == '__main__':

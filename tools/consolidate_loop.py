@@ -26,8 +26,9 @@ Example (generated data under data/synthetic, as the configs expect)::
         configs/consolidate/masked-union-paste_retinanet_r18_fpn_1xb8-4e_synthetic.py \
         configs/consolidate/masked-union-paste_retinanet_r18_fpn_1xb8-4e_synthetic-consolidated.py \
         --work-dir work_dirs/loop --rounds 2 \
-        --held-out data/synthetic/annotations/person_val_full.json:data/synthetic/images/person \
-                   data/synthetic/annotations/animal_val_full.json:data/synthetic/images/animal
+        --held-out \
+          person=data/synthetic/annotations/person_val_full.json:data/synthetic/images/person \
+          animal=data/synthetic/annotations/animal_val_full.json:data/synthetic/images/animal
 """
 import argparse
 import json
@@ -47,9 +48,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('student', help='config of the model retrained on consolidated files')
     parser.add_argument('--work-dir', required=True)
     parser.add_argument('--rounds', type=int, default=2, help='consolidate + retrain rounds')
-    parser.add_argument('--held-out', nargs='+', default=[], metavar='ANN_JSON:IMG_DIR',
+    parser.add_argument('--held-out', nargs='+', default=[],
+                        metavar='[SOURCE=]ANN_JSON:IMG_DIR',
                         help='fully labelled held-out images: tune each class\'s high '
-                        'threshold there (every class, all files together)')
+                        'threshold there. SOURCE=: images of that source, tuning only the '
+                        'classes it does not annotate (where its pseudo boxes go); without '
+                        'it: every class, all files together')
     parser.add_argument('--target-precision', type=float, default=0.8)
     parser.add_argument('--high', type=float, default=0.5, help='untuned high threshold')
     parser.add_argument('--low', type=float, default=0.2, help='ignore regions above this')
@@ -69,11 +73,19 @@ def check_args(args: argparse.Namespace) -> Optional[str]:
         return f'--target-precision must be in (0, 1], but got {args.target_precision}'
     if not 0 <= args.low <= args.high <= 1:
         return f'need 0 <= --low <= --high <= 1, but got {args.low}, {args.high}'
+    named = [_source_of(item)[0] != '' for item in args.held_out]
+    if any(named) and not all(named):
+        return '--held-out: give SOURCE= on every item or on none'
     for item in args.held_out:
-        ann, _, img = item.partition(':')
+        ann, _, img = _source_of(item)[1].partition(':')
         if not osp.isfile(ann) or not osp.isdir(img):
             return f'--held-out wants ANN_JSON:IMG_DIR of existing paths, but got {item!r}'
     return None
+
+
+def _source_of(item: str) -> tuple:
+    """``('person', 'a.json:img')`` of ``'person=a.json:img'``; ``('', item)`` without."""
+    return tuple(item.split('=', 1)) if '=' in item.split(':', 1)[0] else ('', item)
 
 
 def merge_held_out(items: List[str], out: str) -> str:
@@ -130,14 +142,14 @@ def train(config: str, work_dir: str, cfg_options: List[str]) -> str:
 
 
 def consolidate(config: str, checkpoint: str, out_dir: str, args: argparse.Namespace,
-                held_out: Optional[str]) -> dict:
+                held_out: List[str]) -> dict:
     """``tools/consolidate.py`` the training sources; its summary."""
     os.makedirs(out_dir, exist_ok=True)
     cmd = [sys.executable, osp.join(REPO, 'tools/consolidate.py'), config, checkpoint,
            '--out-dir', out_dir, '--high', str(args.high), '--low', str(args.low),
            '--target-precision', str(args.target_precision)]
     if held_out:
-        cmd += ['--tune-on', f'{held_out}:']
+        cmd += ['--tune-on', *held_out]
     run(cmd, osp.join(out_dir, 'consolidate.log'))
     with open(osp.join(out_dir, 'summary.json')) as f:
         return json.load(f)
@@ -202,8 +214,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     args.work_dir = osp.abspath(args.work_dir)
     os.makedirs(args.work_dir, exist_ok=True)
-    held_out = merge_held_out(args.held_out, osp.join(args.work_dir, 'held_out.json')) \
-        if args.held_out else None
+    held_out = list(args.held_out)  # per source, or all merged into one file
+    if held_out and not _source_of(held_out[0])[0]:
+        held_out = [merge_held_out(held_out, osp.join(args.work_dir, 'held_out.json')) + ':']
     config = osp.abspath(args.teacher)
     checkpoint = train(config, osp.join(args.work_dir, 'round0'), args.cfg_options)
     rounds = [dict(round=0, config=config, checkpoint=checkpoint)]

@@ -180,6 +180,23 @@ def test_consolidate_adds_exactly_the_other_sources_objects(world, oracle_model)
 
 
 @pytest.mark.slow
+def test_tuning_per_source_tunes_only_the_classes_it_does_not_annotate(world, oracle_model):
+    out, root = world['tmp'] / 'consolidated_per_source', world['root']
+    person = f'person={root}/annotations/person_val_full.json:{root}/images/person'
+    tool = _tool('tools/consolidate.py')
+    assert tool.main([world['config'], world['ckpt'], '--out-dir', str(out), '--tune-on',
+                      person]) == 0
+    # person images tune cat and bird (their pseudo boxes go there), never person
+    assert _json(out / 'summary.json')['tuned'] == dict(person=None, cat=0.05, bird=0.05)
+    animal = f'animal={root}/annotations/animal_val_full.json:{root}/images/animal'
+    assert tool.main([world['config'], world['ckpt'], '--out-dir', str(out), '--tune-on',
+                      person, animal]) == 0
+    assert _json(out / 'summary.json')['tuned'] == dict(person=0.05, cat=0.05, bird=0.05)
+    assert tool.main([world['config'], world['ckpt'], '--out-dir', str(out), '--tune-on',
+                      person.replace('person=', 'persn=')]) == 2
+
+
+@pytest.mark.slow
 def test_browse_predictions_uses_the_dataloader_and_metainfo(world, oracle_model):
     out = world['tmp'] / 'browse'
     assert _tool('tools/analysis/browse_predictions.py').main(

@@ -30,7 +30,9 @@ def _json(path):
     (['--rounds', '0'], '--rounds must be >= 1'),
     (['--low', '0.6', '--high', '0.5'], 'need 0 <= --low <= --high <= 1'),
     (['--held-out', 'nowhere.json:nowhere'], '--held-out wants ANN_JSON:IMG_DIR'),
-    (['--target-precision', '0'], '--target-precision must be in (0, 1]')])
+    (['--target-precision', '0'], '--target-precision must be in (0, 1]'),
+    (['--held-out', f'person={REPO}/README.md:{REPO}', f'{REPO}/README.md:{REPO}'],
+     'give SOURCE= on every item or on none')])
 def test_bad_arguments_stop_before_any_training(tmp_path, capsys, extra, message):
     work = tmp_path / 'w'
     assert _loop().main([osp.join(REPO, TEACHER), osp.join(REPO, STUDENT), '--work-dir',
@@ -64,7 +66,7 @@ def test_one_round_consolidates_the_original_files_and_retrains_on_them(syntheti
                                                                         tmp_path):
     os.makedirs(tmp_path / 'data')
     os.symlink(synthetic_root, tmp_path / 'data/synthetic')  # where the configs look
-    held = [f'data/synthetic/annotations/{s}_val_full.json:data/synthetic/images/{s}'
+    held = [f'{s}=data/synthetic/annotations/{s}_val_full.json:data/synthetic/images/{s}'
             for s in ('person', 'animal')]
     run_tool([PYTHON, osp.join(REPO, 'tools/consolidate_loop.py'), osp.join(REPO, TEACHER),
               osp.join(REPO, STUDENT), '--work-dir', 'loop', '--rounds', '1', '--held-out',
