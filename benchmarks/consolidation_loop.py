@@ -40,6 +40,7 @@ OWN = dict(person=('person', ), animal=('cat', 'bird'))
 TEACHER = osp.join(REPO, 'configs/consolidate/'
                    'masked-union-paste_retinanet_r18_fpn_1xb8-4e_synthetic.py')
 STUDENT = TEACHER.replace('.py', '-consolidated.py')
+REUSE = False  # set by --reuse-references
 MULTI_HEAD = osp.join(REPO, 'configs/demo/multihead_retinanet_r18_fpn_1xb8-4e_synthetic.py')
 
 
@@ -74,6 +75,11 @@ def run_loop(work: str, seed: int, args: argparse.Namespace) -> dict:
 def train_reference(work: str, name: str, config: str, seed: int, epochs: int) -> str:
     """``tools/train.py`` one reference model in ``work``; its last checkpoint."""
     out = osp.join(work, name)
+    done = osp.join(out, 'last_checkpoint')
+    if REUSE and osp.isfile(done):  # --reuse-references: a finished run of the same seed
+        print(f'[bench] {name}: reusing {done}', flush=True)
+        with open(done) as f:
+            return f.read().strip()
     cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), config, '--work-dir', out,
            '--cfg-options', *options(seed, epochs)]
     start = time.time()
@@ -232,14 +238,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--rounds', type=int, default=2)
-    parser.add_argument('--epochs', type=int, default=6, help='epochs of every model')
+    parser.add_argument('--epochs', type=int, default=4, help='epochs of every model')
     parser.add_argument('--num-train', type=int, default=400, help='train images per source')
     parser.add_argument('--target-precision', type=float, default=0.8)
     parser.add_argument('--look', choices=('shifted', 'shared'), default='shifted')
     parser.add_argument('--work', default='/tmp/bench_consolidation_loop')
     parser.add_argument('--out', default=osp.join(REPO,
                                                   'benchmarks/results/consolidation_loop.json'))
+    parser.add_argument('--reuse-references', action='store_true',
+                        help='keep reference models already trained in --work (same seed)')
     args = parser.parse_args()
+    global REUSE
+    REUSE = args.reuse_references
     root = osp.join(args.work, f'data_{args.look}')
     generate(root, args.num_train, args.look == 'shared')
     start, per_seed = time.time(), []
