@@ -27,6 +27,7 @@ Usage:
     # the surgery part only, merged into the existing results (other sections kept);
     # --clock cpu: process CPU time, robust to other jobs on a shared machine (1 thread)
     OMP_NUM_THREADS=1 python benchmarks/scaling.py --only-surgery --clock cpu
+    OMP_NUM_THREADS=1 python benchmarks/scaling.py --skip-surgery --merge  # heads part only
 """
 import argparse
 import copy
@@ -44,7 +45,7 @@ import torch
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 import mtl_plugin  # noqa: E402,F401
-from common import machine, print_table, save, time_alternating  # noqa: E402
+from common import machine, print_table, time_alternating  # noqa: E402
 from multi_head import ARCH, PREPROCESS, build  # noqa: E402
 
 MODES = dict(full=None, partitioned=dict(), partitioned_box=dict(share_box=True))
@@ -382,6 +383,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--only-surgery', action='store_true',
                    help='run the surgery part only and merge it into --out (other sections '
                    'and goals kept)')
+    p.add_argument('--merge', action='store_true',
+                   help='keep the part not measured (with --skip-surgery: the surgery '
+                   'section) from the existing --out')
     p.add_argument('--clock', choices=['wall', 'cpu'], default='wall',
                    help='surgery step timer: wall clock, or process CPU time (1 thread)')
     p.add_argument('--out', default=osp.join(REPO, 'benchmarks/results/scaling.json'))
@@ -396,33 +400,54 @@ SURGERY_COLS = ['method', 'tasks', 'trunk_per_head', 'time_ratio', 'mem_ratio', 
                 'step_mib']
 
 
-def only_surgery(a: argparse.Namespace) -> None:
-    """The surgery part alone, merged into the results JSON at ``a.out``: its rows,
-    settings (with the machine and date) and goals replace the old ones."""
-    keys = surgery_keys(a.quick)
-    surgery = bench_surgery(a, memory([('surgery', k, a) for k in keys]))
+def _load(path: str) -> dict:
+    if not osp.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_results(a: argparse.Namespace, heads: List[dict], shares: List[dict],
+                  surgery: List[dict]) -> None:
+    """Write the results JSON. With ``--merge`` (implied by ``--only-surgery``) the part this
+    run did not measure (heads, or surgery) is kept from the existing file, goals included;
+    the top-level ``settings`` / ``machine`` / ``date`` are the heads part's,
+    ``surgery_settings`` (with its own machine and date) the surgery part's."""
+    payload = _load(a.out) if a.merge or a.only_surgery else {}
+    settings = {k: v for k, v in vars(a).items() if k not in ('out', 'png')}
+    old_goals = payload.get('goals', [])
+    if not a.only_surgery:
+        payload.update(machine=machine(), date=time.strftime('%Y-%m-%d'), settings=settings,
+                       memory_method=__doc__.split('Peak memory: ')[1].split('\n\n')[0]
+                       .replace('\n', ' '), heads=heads, trunk_head_split=shares)
+        old_goals = [g for g in old_goals if g['goal'].startswith('pcgrad')]
+    if surgery:
+        payload.update(surgery=surgery, surgery_settings=dict(
+            settings, date=time.strftime('%Y-%m-%d'), machine=machine()))
+        old_goals = [g for g in old_goals if not g['goal'].startswith('pcgrad')]
+    new = goals(heads, surgery, shares)
+    print_table('goals (issue 14)', new, ['goal', 'measured', 'met', 'note'])
+    heads_first = sorted(old_goals + new, key=lambda g: g['goal'].startswith('pcgrad'))
+    payload['goals'] = heads_first
+    with open(a.out, 'w') as f:
+        json.dump(payload, f, indent=1)
+    print(f'\nsaved {a.out}')
+    if not a.only_surgery:
+        plot(heads, a.png or osp.splitext(a.out)[0] + '.png')
+
+
+def print_surgery(a: argparse.Namespace, surgery: List[dict]) -> None:
     print_table(f'gradient surgery vs equal weighting, 2-head RetinaNet-R18, frozen BN '
                 f'(batch {a.surgery_batch} x {a.surgery_size} px, {a.clock} clock)', surgery,
                 SURGERY_COLS)
-    payload = {}
-    if osp.exists(a.out):
-        with open(a.out) as f:
-            payload = json.load(f)
-    new = goals([], surgery, [])
-    print_table('goals (issue 14, surgery)', new, ['goal', 'measured', 'met'])
-    g = [x for x in payload.get('goals', []) if not x['goal'].startswith('pcgrad')] + new
-    settings = {k: v for k, v in vars(a).items() if k not in ('out', 'png')}
-    payload.update(surgery=surgery, goals=g, surgery_settings=dict(
-        settings, date=time.strftime('%Y-%m-%d'), machine=machine()))
-    with open(a.out, 'w') as f:
-        json.dump(payload, f, indent=1)
-    print(f'\nsaved {a.out} (surgery)')
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     a = parse_args(argv)
     if a.only_surgery:
-        only_surgery(a)
+        surgery = bench_surgery(a, memory([('surgery', k, a) for k in surgery_keys(a.quick)]))
+        print_surgery(a, surgery)
+        write_results(a, [], [], surgery)
         return
     jobs = [('heads', (arch, *c), a) for arch in a.archs for c in head_configs(a.quick)]
     if not a.skip_surgery:
@@ -442,15 +467,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                 ['arch', 'trunk_s', 'head_s', 'head_share', 'full_limit_2', 'full_limit_4',
                  'full_limit_8'])
     if surgery:
-        print_table(f'gradient surgery vs equal weighting, 2-head RetinaNet-R18, frozen BN '
-                    f'(batch {a.surgery_batch} x {a.surgery_size} px)', surgery, SURGERY_COLS)
-    g = goals(heads, surgery, shares)
-    print_table('goals (issue 14)', g, ['goal', 'measured', 'met', 'note'])
-    settings = {k: v for k, v in vars(a).items() if k not in ('out', 'png')}
-    save(a.out, dict(settings=settings, memory_method=__doc__.split('Peak memory: ')[1]
-                     .split('\n\n')[0].replace('\n', ' '), heads=heads,
-                     trunk_head_split=shares, surgery=surgery, goals=g))
-    plot(heads, a.png or osp.splitext(a.out)[0] + '.png')
+        print_surgery(a, surgery)
+    write_results(a, heads, shares, surgery)
 
 
 if __name__ == '__main__':

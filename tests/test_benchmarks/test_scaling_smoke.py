@@ -1,5 +1,6 @@
 """Smoke run of benchmarks/scaling.py --quick: it runs end to end on tiny models and writes
-the results JSON (rows of every configuration, ratios to the stock detector, goals) + PNG."""
+the results JSON (rows of every configuration, ratios to the stock detector, goals) + PNG;
+then ``--only-surgery`` re-measures the surgery part into the same file, keeping the rest."""
 import json
 import os.path as osp
 
@@ -37,3 +38,19 @@ def test_scaling_quick_writes_every_row(tmp_path):
         g['goal'].split('<= ')[1].rstrip('x'))) for g in partitioned)
     with open(str(tmp_path / 'scaling.png'), 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    # the surgery part alone, merged: heads rows and goals kept, surgery replaced
+    run_tool([PYTHON, osp.join(REPO, 'benchmarks', 'scaling.py'), '--quick', '--only-surgery',
+              '--clock', 'cpu', '--out', out], timeout=300)
+    with open(out) as f:
+        merged = json.load(f)
+    assert merged['heads'] == res['heads'] and merged['settings'] == res['settings']
+    assert merged['surgery_settings']['clock'] == 'cpu' and merged['settings']['clock'] == 'wall'
+    assert merged['surgery_settings']['machine']['cores'] >= 1
+    assert [(r['method'], r['tasks'], r['trunk_per_head']) for r in merged['surgery']] == [
+        ('equal', 3, False), ('pcgrad', 3, False), ('pcgrad', 3, True)]
+    assert merged['surgery'] != res['surgery']  # measured again (other times)
+    heads_goals = [g for g in res['goals'] if not g['goal'].startswith('pcgrad')]
+    assert merged['goals'][:len(heads_goals)] == heads_goals
+    assert [g['goal'] for g in merged['goals'][len(heads_goals):]] == [
+        f'pcgrad 3 tasks trunk_per_head={p} {k} <= {v}x' for p in (False, True)
+        for k, v in (('time_ratio', 1.8), ('mem_ratio', 2.0))]

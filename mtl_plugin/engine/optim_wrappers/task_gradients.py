@@ -17,6 +17,7 @@ __all__ = ['CHUNK_BYTES', 'OWN_BYTES', 'Grads', 'backward_plan', 'own_grads', 'a
 
 CHUNK_BYTES = 16 * 2**20  # a packed (T, n_c) matrix of small parameters' task gradients
 OWN_BYTES = 2**20  # a parameter this large keeps its task tensors (no copy)
+DOT_BLOCK = 2**16  # elements per dot product of a large parameter's Gramian entries (CPU)
 
 Grads = List[Optional[Tensor]]  # one entry per trainable parameter, None = no gradient
 
@@ -181,10 +182,17 @@ def gramian(rows: Sequence[Grads], chunks: Sequence[Chunk], own: Sequence[int]) 
         gram += block.double()
     for i in own:
         flat = [None if r[i] is None else r[i].view(-1) for r in rows]
-        for a, ga in enumerate(flat):
-            for b in range(a, len(rows)):
-                if ga is not None and flat[b] is not None:
-                    gram[a, b] += torch.dot(ga, flat[b]).double()
+        present = [f for f in flat if f is not None]
+        if not present:  # a shared prefix's parameter no task reached
+            continue
+        # on CPU, blocks that stay in cache for the T (T + 1) / 2 products (~1/3 faster)
+        step = DOT_BLOCK if present[0].device.type == 'cpu' else present[0].numel()
+        for start in range(0, present[0].numel(), step):
+            block = [None if f is None else f[start:start + step] for f in flat]
+            for a, ga in enumerate(block):
+                for b in range(a, len(rows)):
+                    if ga is not None and block[b] is not None:
+                        gram[a, b] += torch.dot(ga, block[b]).double()
     gram = gram.triu() + gram.triu(1).T
     return gram.to(like.dtype)
 
