@@ -4,7 +4,13 @@
 # half the images get up to 3 objects cut out of another source's image, labelled for that
 # source's classes inside the pasted boxes only. So the head sees every class on every look
 # and never learns "this look never holds those classes" (docs/consolidation_loop.md).
-_base_ = ['../demo/multihead_retinanet_r18_fpn_1xb8-4e_synthetic.py']
+_base_ = [  # the bases of configs/demo/multihead_retinanet_r18_fpn_1xb8-4e_synthetic.py
+    '../_base_/models/multihead_retinanet_r18_fpn.py', '../_base_/datasets/synthetic_det.py',
+    '../_base_/schedules/adamw_4e.py', '../_base_/runtime/det_runtime.py',
+    '../_base_/runtime/multihead_runtime.py'
+]
+default_hooks = dict(logger=dict(interval=5), checkpoint=dict(interval=4, max_keep_ckpts=1))
+log_processor = dict(window_size=5)
 classes = ('person', 'cat', 'bird')
 union_head = dict(
     type='RetinaHead', num_classes=3, in_channels=64, feat_channels=64, stacked_convs=2,
