@@ -28,6 +28,7 @@ Usage:
     # --clock cpu: process CPU time, robust to other jobs on a shared machine (1 thread)
     OMP_NUM_THREADS=1 python benchmarks/scaling.py --only-surgery --clock cpu
     OMP_NUM_THREADS=1 python benchmarks/scaling.py --skip-surgery --merge  # heads part only
+    OMP_NUM_THREADS=1 python benchmarks/scaling.py --only-infer  # merged inference columns
 """
 import argparse
 import copy
@@ -222,6 +223,8 @@ def _memory_child(job: tuple) -> dict:
     if kind == 'heads':
         train, predict = head_fns(*key, a)
         return dict(train_mib=_own_peak(train), infer_mib=_own_peak(predict))
+    if kind == 'infer':
+        return dict(infer_mib=_own_peak(head_fns(*key, a)[1]))
     return dict(step_mib=_own_peak(surgery_fn(key, a)))
 
 
@@ -264,6 +267,40 @@ def bench_heads(arch: str, a: argparse.Namespace, mem: List[dict]) -> List[dict]
                          train_mem_ratio=_ratio(m['train_mib'], m0['train_mib']),
                          infer_mem_ratio=_ratio(m['infer_mib'], m0['infer_mib'])))
     return rows
+
+
+def only_infer(a: argparse.Namespace) -> None:
+    """Merged inference alone (time, peak memory): its columns of the existing heads rows
+    in ``a.out`` are replaced (stock and every configuration in this run, so the ratios are
+    of one run); train columns, surgery and the train goals stay. ``infer_settings`` notes
+    the run."""
+    payload = _load(a.out)
+    confs = head_configs(a.quick)
+    mem = memory([('infer', (arch, *c), a) for arch in a.archs for c in confs])
+    timer = cpu_alternating if a.clock == 'cpu' else time_alternating
+    rows = {(r['arch'], r['heads'], r['mode']): r for r in payload['heads']}
+    for k, arch in enumerate(a.archs):
+        fns = {c: head_fns(arch, *c, a)[1] for c in confs}
+        t = timer(fns, a.repeats, a.warmup)
+        m = mem[k * len(confs):(k + 1) * len(confs)]
+        for c, mc in zip(confs, m):
+            r = rows[arch, c[0] or 1, c[1]]
+            r.update(infer_s=t[c], infer_ratio=t[c] / t[0, 'stock'], infer_mib=mc['infer_mib'],
+                     infer_mem_ratio=_ratio(mc['infer_mib'], m[0]['infer_mib']))
+    print_table('merged inference, ratio to a stock single-head detector', payload['heads'],
+                ['arch', 'heads', 'mode', 'infer_ratio', 'infer_mem_ratio', 'infer_s',
+                 'infer_mib'])
+    settings = {k: v for k, v in vars(a).items() if k not in ('out', 'png')}
+    old = [g for g in payload['goals'] if 'infer' not in g['goal']]
+    new = [g for g in goals(payload['heads'], [], payload['trunk_head_split'])
+           if 'infer' in g['goal']]
+    payload.update(goals=sorted(new + old, key=lambda g: g['goal'].startswith('pcgrad')),
+                   infer_settings=dict(settings, date=time.strftime('%Y-%m-%d'),
+                                       machine=machine()))
+    with open(a.out, 'w') as f:
+        json.dump(payload, f, indent=1)
+    print(f'\nsaved {a.out} (merged inference)')
+    plot(payload['heads'], a.png or osp.splitext(a.out)[0] + '.png')
 
 
 def backbone_share(arch: str, a: argparse.Namespace) -> dict:
@@ -383,6 +420,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument('--only-surgery', action='store_true',
                    help='run the surgery part only and merge it into --out (other sections '
                    'and goals kept)')
+    p.add_argument('--only-infer', action='store_true',
+                   help='re-measure merged inference (time, memory) only, into the heads '
+                   'rows of --out')
     p.add_argument('--merge', action='store_true',
                    help='keep the part not measured (with --skip-surgery: the surgery '
                    'section) from the existing --out')
@@ -444,6 +484,9 @@ def print_surgery(a: argparse.Namespace, surgery: List[dict]) -> None:
 
 def main(argv: Optional[List[str]] = None) -> None:
     a = parse_args(argv)
+    if a.only_infer:
+        only_infer(a)
+        return
     if a.only_surgery:
         surgery = bench_surgery(a, memory([('surgery', k, a) for k in surgery_keys(a.quick)]))
         print_surgery(a, surgery)

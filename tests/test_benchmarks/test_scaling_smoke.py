@@ -54,3 +54,15 @@ def test_scaling_quick_writes_every_row(tmp_path):
     assert [g['goal'] for g in merged['goals'][len(heads_goals):]] == [
         f'pcgrad 3 tasks trunk_per_head={p} {k} <= {v}x' for p in (False, True)
         for k, v in (('time_ratio', 1.8), ('mem_ratio', 2.0))]
+    # merged inference alone (RetinaNet): its inference columns replaced, the rest kept
+    run_tool([PYTHON, osp.join(REPO, 'benchmarks', 'scaling.py'), '--quick', '--only-infer',
+              '--archs', 'retinanet', '--out', out], timeout=300)
+    with open(out) as f:
+        infer = json.load(f)
+    assert infer['surgery'] == merged['surgery'] and infer['infer_settings']['archs'] == [
+        'retinanet']
+    for old, new in zip(merged['heads'], infer['heads']):
+        assert {k: v for k, v in old.items() if not k.startswith('infer')} == \
+            {k: v for k, v in new.items() if not k.startswith('infer')}
+        assert (old['infer_s'] == new['infer_s']) == (old['arch'] == 'rtmdet_tiny'), old
+    assert infer['heads'][0]['infer_ratio'] == 1.0
