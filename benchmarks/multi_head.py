@@ -6,12 +6,12 @@ Speed (one process, alternating A/B/C, medians):
   * inference: one 2-head model vs two separate single-head detectors on the same images
     (goal >= 1.6x), next to the limit (2B+2H)/(B+2H) measured in the same run.
 Accuracy on generated partial-label data (each source's images also hold unlabelled objects
-of the other's classes), same iteration budget: multi-head vs naive union head vs masked union
-head vs two separate detectors, per-class AP on a fully labelled test set mixing both looks.
-
+of the other's classes), same total iterations per method (separate detectors: half each):
+multi-head vs partitioned heads vs naive / masked union head vs two separate detectors,
+per-class AP on a fully labelled mixed test set, mean ± std over ``--seeds`` (data fixed).
 Usage:
     python benchmarks/multi_head.py                 # speed + accuracy (shifted + shared look)
-    python benchmarks/multi_head.py --iters 100 --looks shifted --skip-speed   # quick
+    python benchmarks/multi_head.py --skip-speed --looks shifted --seeds 0 1 2 [--merge]
 """
 import argparse
 import copy
