@@ -33,6 +33,16 @@ def synthetic_root(tmp_path_factory) -> str:
     return root
 
 
+def load_tool(rel: str):
+    """Import a ``tools/*.py`` script (relative to the repo) as a module."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'tool_{osp.basename(rel)[:-3]}',
+                                                  osp.join(REPO, rel))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def run_tool(args, cwd=REPO, timeout=600, env=None) -> subprocess.CompletedProcess:
     """Run a tools/*.py script (or any argv) and fail with its output if it fails."""
     full_env = dict(os.environ, PYTHONPATH=REPO, OMP_NUM_THREADS='1', **(env or {}))

@@ -12,7 +12,6 @@ was given. Then, per tool: it ran on 96 x 96 inputs (never 800), and it used eac
 source's metainfo classes (never the files' ``categories``).
 """
 import collections
-import importlib.util
 import json
 import os.path as osp
 
@@ -22,7 +21,7 @@ import torch
 from mmengine.structures import InstanceData
 
 import tiny_models
-from conftest import REPO
+from conftest import load_tool
 
 CLASSES = ('person', 'cat', 'bird')  # the generator's unified order (category id - 1)
 OWN = dict(person=('person', ), animal=('cat', 'bird'))
@@ -30,11 +29,7 @@ SIZE = 96  # the dataloaders' pipeline; the stale top-level test_pipeline says 8
 
 
 def _tool(rel):
-    spec = importlib.util.spec_from_file_location(f'tool_{osp.basename(rel)[:-3]}',
-                                                  osp.join(REPO, rel))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(rel)
 
 
 def _json(path):

@@ -1,24 +1,19 @@
 """tools/consolidate_loop.py: train -> consolidate -> retrain through the stock entry
 points, and its argument checks."""
-import importlib.util
 import json
 import os
 import os.path as osp
 
 import pytest
 
-from conftest import PYTHON, REPO, run_tool
+from conftest import PYTHON, REPO, load_tool, run_tool
 
 TEACHER = 'configs/consolidate/masked-union-paste_retinanet_r18_fpn_1xb8-4e_synthetic.py'
 STUDENT = TEACHER.replace('.py', '-consolidated.py')
 
 
 def _loop():
-    spec = importlib.util.spec_from_file_location(
-        'tool_consolidate_loop', osp.join(REPO, 'tools/consolidate_loop.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/consolidate_loop.py')
 
 
 def _json(path):
