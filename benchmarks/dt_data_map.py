@@ -18,7 +18,6 @@ import contextlib
 import copy
 import os.path as osp
 import sys
-import statistics
 import tempfile
 import time
 
@@ -38,16 +37,7 @@ CLOCKS = dict(wall=time.perf_counter, cpu=time.process_time)
 def _alternate_cpu(fns, repeats: int, warmup: int = 2) -> dict:
     """``time_alternating`` on this process's CPU time (robust to other processes on a
     shared machine; equals compute time with one thread)."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.process_time()
-            fn()
-            times[name].append(time.process_time() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return time_alternating(fns, repeats, warmup, clock=time.process_time)
 from mtl_plugin.engine.hooks.data_map import DataMapRecorder  # noqa: E402
 from mtl_plugin.synthetic import GeneratorConfig, generate_multi_source  # noqa: E402
 

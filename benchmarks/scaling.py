@@ -36,7 +36,6 @@ import ctypes
 import json
 import multiprocessing
 import os.path as osp
-import statistics
 import sys
 import time
 from typing import Callable, Dict, List, Optional, Tuple
@@ -318,18 +317,8 @@ def backbone_share(arch: str, a: argparse.Namespace) -> dict:
 
 
 def cpu_alternating(fns: Dict, repeats: int, warmup: int) -> Dict:
-    """Like :func:`common.time_alternating` (in turn, medians) in process CPU seconds: what
-    the process itself spent, whatever else runs on the machine (use with 1 thread)."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times: Dict = {k: [] for k in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.process_time()
-            fn()
-            times[name].append(time.process_time() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
+    """:func:`common.time_alternating` in process CPU seconds (use with 1 thread)."""
+    return time_alternating(fns, repeats, warmup, clock=time.process_time)
 
 
 def bench_surgery(a: argparse.Namespace, mem: List[dict]) -> List[dict]:

@@ -1,22 +1,16 @@
 """The seed paths of the accuracy benchmarks (multi_head, mtl, group_boost, data_tools) with
 stub studies: per-seed values kept, mean ± std, verdicts against the reference, results JSON
 (multi_head: the speed section of an earlier file kept). No training."""
-import importlib.util
 import json
-import os.path as osp
 from types import SimpleNamespace
 
 import pytest
 
-from conftest import REPO
+from conftest import load_tool
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(
-        f'bench_{name}', osp.join(REPO, 'benchmarks', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'benchmarks/{name}.py')
 
 
 def _with(args, **kw):

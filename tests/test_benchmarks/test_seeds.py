@@ -1,20 +1,14 @@
 """Seed helpers of benchmarks/common.py: mean ± sample std over seeds, per-seed values kept,
 "no difference" inside 2 std (paired or larger std), per-section stamps in the results JSON."""
-import importlib.util
 import json
-import os.path as osp
 
 import pytest
 
-from conftest import REPO
+from conftest import load_tool
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(
-        f'bench_{name}', osp.join(REPO, 'benchmarks', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool(f'benchmarks/{name}.py')
 
 
 common = _load('common')
