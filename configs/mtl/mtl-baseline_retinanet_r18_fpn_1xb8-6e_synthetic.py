@@ -1,7 +1,8 @@
 # Ablation family (detector), row 0 "baseline": the fine task only. Multi-head RetinaNet-R18
-# on the generated person + animal sources, validated every epoch; MMEngine's
-# EarlyStoppingHook stops on the main task's metric (mean of the groups' bbox mAP) and the
-# best checkpoint is kept. The other rows change one thing each:
+# on the generated person + animal sources, validated every epoch; early stopping
+# (TestableEarlyStoppingHook: MMEngine's, which tools/test.py can run) stops on the main
+# task's metric (mean of the groups' bbox mAP) and the best checkpoint is kept.
+# The other rows change one thing each:
 #   mtl-dshead_*       + dataset-classification head (weight 0.4 -> 0.15)
 #   mtl-dshead-grl_*   + the head behind gradient reversal (DANN lambda schedule)
 #   mtl-uncertainty_*  + uncertainty loss weighting over the tasks person / animal / aux
@@ -18,7 +19,8 @@ default_hooks = dict(logger=dict(interval=5),
                      checkpoint=dict(interval=1, max_keep_ckpts=1, save_best='mean/coco/bbox_mAP',
                                      rule='greater'))
 log_processor = dict(window_size=5)
-early_stopping = dict(type='EarlyStoppingHook', monitor='mean/coco/bbox_mAP', rule='greater',
+early_stopping = dict(type='TestableEarlyStoppingHook', monitor='mean/coco/bbox_mAP',
+                      rule='greater',
                       patience=3, min_delta=0.001)
 custom_hooks = _base_.custom_hooks + [early_stopping]  # head isolation, early stopping
 # the rows' dataset-classification head on the pooled FPN levels (not used by this row)

@@ -1,23 +1,29 @@
-"""``SaveBestCheckHook``: a ``save_best`` key the evaluator never reports fails before training."""
+"""``SaveBestCheckHook``: a ``save_best`` key (or an early-stopping ``monitor``) the evaluator
+never reports fails before training; ``TestableEarlyStoppingHook``: MMEngine's early stopping
+without its train-loop check in a test run."""
 import difflib
 from typing import List, Optional
 
-from mmengine.hooks import CheckpointHook, Hook
+from mmengine.hooks import CheckpointHook, EarlyStoppingHook, Hook
 from mmengine.registry import HOOKS
 from mmengine.runner import Runner
 
 from ...evaluation.metric_keys import evaluator_keys
 
-__all__ = ['SaveBestCheckHook', 'check_save_best']
+__all__ = ['SaveBestCheckHook', 'TestableEarlyStoppingHook', 'check_save_best']
 
 
-def check_save_best(save_best: Optional[List[str]], keys: List[str]) -> None:
+def check_save_best(save_best: Optional[List[str]], keys: List[str],
+                    setting: str = 'default_hooks.checkpoint.save_best',
+                    consequence: str = 'the best checkpoint could never be chosen') -> None:
     """Check every ``save_best`` key against the keys the evaluator will report.
 
     Args:
         save_best (list[str] | None): ``CheckpointHook.save_best`` (``'auto'`` always works).
         keys (list[str]): The keys the val evaluator reports (see
             :mod:`mtl_plugin.evaluation.metric_keys`).
+        setting (str): The setting's name in the error.
+        consequence (str): What a missing key would silently do, for the error.
 
     Raises:
         KeyError: For the first missing key, listing the keys that exist: the same key
@@ -32,10 +38,9 @@ def check_save_best(save_best: Optional[List[str]], keys: List[str]) -> None:
         hint = same + [k for k in difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
                        if k not in same]
         raise KeyError(
-            f'default_hooks.checkpoint.save_best={key!r} is not a key the val evaluator '
-            f'reports, so the best checkpoint could never be chosen (a stock base\'s '
-            "save_best? GroupedMetric reports '<group>/<key>' and 'mean/<key>'). "
-            f"Set save_best to one of {hint or keys[:5]}; all keys: {keys}")
+            f'{setting}={key!r} is not a key the val evaluator reports, so {consequence} '
+            "(a stock base's key? GroupedMetric reports '<group>/<key>' and 'mean/<key>'). "
+            f"Set {setting.rsplit('.', 1)[-1]} to one of {hint or keys[:5]}; all keys: {keys}")
 
 
 @HOOKS.register_module()
@@ -57,11 +62,13 @@ class SaveBestCheckHook(Hook):
     def before_train(self, runner: Runner) -> None:
         """Check ``save_best`` of every ``CheckpointHook`` against the evaluator's keys."""
         hooks = [h for h in runner.hooks if isinstance(h, CheckpointHook) and h.save_best]
-        if not hooks:
+        stoppers = [h for h in runner.hooks if isinstance(h, EarlyStoppingHook)]
+        if not hooks and not stoppers:
             return
         if runner.val_loop is None:
-            runner.logger.warning('SaveBestCheckHook: save_best is set but there is no '
-                                  'validation (val_cfg / val_dataloader), so it never applies')
+            runner.logger.warning('SaveBestCheckHook: save_best / early stopping is set but '
+                                  'there is no validation (val_cfg / val_dataloader), so it '
+                                  'never applies')
             return
         keys = evaluator_keys(runner.val_loop.evaluator)
         if keys is None:
@@ -71,3 +78,25 @@ class SaveBestCheckHook(Hook):
             return
         for hook in hooks:
             check_save_best(hook.save_best, keys)
+        for hook in stoppers:  # MMEngine only warns, at every validation, and never stops
+            check_save_best([hook.monitor], keys, f'{type(hook).__name__}.monitor',
+                            'training would never stop early')
+
+
+@HOOKS.register_module()
+class TestableEarlyStoppingHook(EarlyStoppingHook):
+    """MMEngine's ``EarlyStoppingHook`` (same arguments, same stopping rule) that a test run
+    does not break.
+
+    The stock hook's ``before_run`` asserts ``runner.train_loop.stop_training``; in
+    ``runner.test()`` (mmdet / mmpose ``tools/test.py``) that builds the train loop and its
+    dataloader, so testing a checkpoint needs the *training* files, and fails without them.
+    This hook makes the same check in ``before_train``, which only training calls.
+    """
+
+    def before_run(self, runner: Runner) -> None:
+        """Nothing: the train-loop check waits for ``before_train``."""
+
+    def before_train(self, runner: Runner) -> None:
+        """The stock check, when training starts."""
+        super().before_run(runner)
