@@ -175,3 +175,24 @@ def test_multi_head_merge_reads_a_seed_list_layout(tmp_path, monkeypatch):
                                    '3': dict(multi_head=row, partitioned=row)}
     assert shifted['stats']['partitioned']['bbox_mAP']['values'] == [41.0, 50.0]
     assert shifted['partition_vs_full']['bbox_mAP']['n'] == 1
+
+
+def test_mtl_unseen_look_is_neither_training_look(tmp_path):
+    """The unseen-look files: both sources' val splits, same classes, drawn in a look whose
+    background is far from each training look's (the images' median colour shows it)."""
+    import cv2
+    import numpy as np
+    from mtl_plugin.synthetic import DEFAULT_SOURCES
+    mtl = _load('mtl')
+    root = str(tmp_path / 'look')
+    mtl._unseen_look_data(root, num_val=2)
+    for source, classes in (('person', ['person']), ('animal', ['cat', 'bird'])):
+        with open(f'{root}/annotations/{source}_val.json') as f:
+            coco = json.load(f)
+        assert [c['name'] for c in coco['categories']] == classes
+        assert len(coco['images']) == 2
+        img = cv2.imread(f'{root}/images/{source}/{coco["images"][0]["file_name"]}')
+        median = np.median(img.reshape(-1, 3), axis=0)
+        assert np.abs(median - mtl.UNSEEN_LOOK['background']).max() < 30  # colour jitter
+        for seen in DEFAULT_SOURCES:
+            assert np.abs(median - seen.background).max() > 60
