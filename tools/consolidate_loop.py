@@ -19,6 +19,11 @@ entry point run as its own process; ``--cfg-options`` go to every training run.
 ``<work-dir>/loop.json`` lists each round's config, checkpoint, tuned thresholds and
 pseudo-label counts (machine-readable); the consolidated files stay in each round's folder.
 
+``--resume`` continues a loop cut off anywhere (same work dir, same settings; ``--rounds``
+may grow): every finished step is kept (a training that finished leaves
+``train_done.json``, a consolidation its ``summary.json``, written last), and a training
+cut off mid-way continues from its last checkpoint (``tools/train.py --resume``).
+
 Example (generated data under data/synthetic, as the configs expect)::
 
     python tools/generate_data.py data/synthetic --num-train 400 --num-val 50
@@ -59,7 +64,31 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--low', type=float, default=0.2, help='ignore regions above this')
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='passed to every tools/train.py run')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue the loop in --work-dir: keep its finished steps')
     return parser.parse_args(argv)
+
+
+# the settings a resumed loop must share with the run it continues (--rounds may grow)
+RESUME_KEYS = ('teacher', 'student', 'held_out', 'target_precision', 'high', 'low',
+               'cfg_options')
+
+
+def check_resume(args: argparse.Namespace) -> Optional[str]:
+    """With ``--resume``: the first setting that differs from the loop being continued."""
+    path = osp.join(args.work_dir, 'loop.json')
+    if not args.resume or not osp.isfile(path):
+        return None
+    with open(path) as f:
+        before = json.load(f)['settings']
+    for key in RESUME_KEYS:
+        now = osp.abspath(getattr(args, key)) if key in ('teacher', 'student') else \
+            getattr(args, key)
+        was = osp.abspath(before[key]) if key in ('teacher', 'student') else before[key]
+        if now != was:
+            return (f'--resume: {key} is {now!r} but the loop in {args.work_dir} ran with '
+                    f'{was!r}; give the same settings, or a new --work-dir')
+    return None
 
 
 def check_args(args: argparse.Namespace) -> Optional[str]:
@@ -130,20 +159,38 @@ def run(cmd: List[str], log: str) -> None:
     print(f'[loop]   done in {time.time() - start:.0f} s', flush=True)
 
 
-def train(config: str, work_dir: str, cfg_options: List[str]) -> str:
-    """``tools/train.py`` one model; its last checkpoint."""
+def train(config: str, work_dir: str, cfg_options: List[str], resume: bool = False) -> str:
+    """``tools/train.py`` one model; its last checkpoint. With ``resume``: a training that
+    finished is kept, one cut off continues from its last checkpoint."""
+    done = osp.join(work_dir, 'train_done.json')
+    if resume and osp.isfile(done):
+        with open(done) as f:
+            checkpoint = json.load(f)['checkpoint']
+        print(f'[loop] kept: {checkpoint}', flush=True)
+        return checkpoint
     os.makedirs(work_dir, exist_ok=True)
     cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), config, '--work-dir', work_dir]
+    if resume and osp.isfile(osp.join(work_dir, 'last_checkpoint')):
+        cmd.append('--resume')
     if cfg_options:
         cmd += ['--cfg-options', *cfg_options]
     run(cmd, osp.join(work_dir, 'train.log'))
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
-        return f.read().strip()
+        checkpoint = f.read().strip()
+    with open(done, 'w') as f:
+        json.dump(dict(checkpoint=checkpoint, config=config), f)
+    return checkpoint
 
 
 def consolidate(config: str, checkpoint: str, out_dir: str, args: argparse.Namespace,
                 held_out: List[str]) -> dict:
-    """``tools/consolidate.py`` the training sources; its summary."""
+    """``tools/consolidate.py`` the training sources; its summary (with ``args.resume``, a
+    finished consolidation's: ``summary.json`` is written last)."""
+    summary = osp.join(out_dir, 'summary.json')
+    if args.resume and osp.isfile(summary):
+        print(f'[loop] kept: {summary}', flush=True)
+        with open(summary) as f:
+            return json.load(f)
     os.makedirs(out_dir, exist_ok=True)
     cmd = [sys.executable, osp.join(REPO, 'tools/consolidate.py'), config, checkpoint,
            '--out-dir', out_dir, '--high', str(args.high), '--low', str(args.low),
@@ -206,20 +253,28 @@ def sources_config(model_config: str, teacher: str, out: str) -> str:
     return out
 
 
+def write_loop(args: argparse.Namespace, rounds: List[dict]) -> None:
+    """``loop.json``: the settings (what ``--resume`` checks) and the finished rounds."""
+    with open(osp.join(args.work_dir, 'loop.json'), 'w') as f:
+        json.dump(dict(settings=vars(args), rounds=rounds), f, indent=1)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
-    problem = check_args(args)
+    args.work_dir = osp.abspath(args.work_dir)
+    problem = check_args(args) or check_resume(args)
     if problem:
         print(f'consolidate_loop.py: error: {problem}', file=sys.stderr)
         return 2
-    args.work_dir = osp.abspath(args.work_dir)
     os.makedirs(args.work_dir, exist_ok=True)
     held_out = list(args.held_out)  # per source, or all merged into one file
     if held_out and not _source_of(held_out[0])[0]:
         held_out = [merge_held_out(held_out, osp.join(args.work_dir, 'held_out.json')) + ':']
     config = osp.abspath(args.teacher)
-    checkpoint = train(config, osp.join(args.work_dir, 'round0'), args.cfg_options)
+    checkpoint = train(config, osp.join(args.work_dir, 'round0'), args.cfg_options,
+                       args.resume)
     rounds = [dict(round=0, config=config, checkpoint=checkpoint)]
+    write_loop(args, rounds)
     for k in range(1, args.rounds + 1):
         folder = osp.join(args.work_dir, f'round{k}')
         os.makedirs(folder, exist_ok=True)
@@ -234,13 +289,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f'[loop] no threshold reaches the target precision; stays masked: {masked}')
         config = student_config(args.student, osp.join(folder, 'consolidated'),
                                 osp.join(folder, 'student.py'), annotated)
-        checkpoint = train(config, folder, args.cfg_options)
+        checkpoint = train(config, folder, args.cfg_options, args.resume)
         rounds.append(dict(round=k, config=config, checkpoint=checkpoint,
                            consolidated=osp.join(folder, 'consolidated'),
                            tuned=summary.get('tuned'), masked=masked,
                            sources=summary.get('sources')))
-        with open(osp.join(args.work_dir, 'loop.json'), 'w') as f:
-            json.dump(dict(settings=vars(args), rounds=rounds), f, indent=1)
+        write_loop(args, rounds)
     print(f'[loop] {args.rounds} round(s); last model {checkpoint}; '
           f'{osp.join(args.work_dir, "loop.json")}')
     return 0

@@ -99,3 +99,63 @@ def test_a_class_no_threshold_makes_precise_stays_masked_where_it_is_not_owned(t
     assert [tuple(s.metainfo.classes) for s in sources] == [('person', 'bird'), tuple(classes)]
     assert [s.ann_file for s in sources] == [str(tmp_path / f'{s}_consolidated.json')
                                              for s in ('person', 'animal')]
+
+
+def _fake_steps(loop, monkeypatch, calls, fail_at=None):
+    """``run`` replaced by stand-ins of tools/train.py and tools/consolidate.py that write
+    what the real ones leave; ``fail_at``: the command (index) that is cut off, after its
+    training wrote a first checkpoint (once)."""
+    cut = [fail_at]
+
+    def fake(cmd, log):
+        calls.append(cmd)
+        out = cmd[cmd.index('--work-dir' if 'train.py' in cmd[1] else '--out-dir') + 1]
+        os.makedirs(out, exist_ok=True)
+        if 'train.py' in cmd[1]:
+            (open(osp.join(out, 'last_checkpoint'), 'w')).write(osp.join(out, 'epoch_1.pth'))
+            if len(calls) - 1 == cut[0]:
+                cut[0] = None
+                raise SystemExit('[loop] failed (cut off)')
+            return
+        for s in ('person', 'animal'):
+            open(osp.join(out, f'{s}_consolidated.json'), 'w').write('{}')
+        with open(osp.join(out, 'summary.json'), 'w') as f:
+            json.dump(dict(classes=['person', 'cat', 'bird'], tuned=None), f)
+    monkeypatch.setattr(loop, 'run', fake)
+
+
+def test_resume_keeps_finished_steps_and_continues_the_cut_off_training(tmp_path,
+                                                                        monkeypatch):
+    loop = _loop()
+    argv = [osp.join(REPO, TEACHER), osp.join(REPO, STUDENT), '--work-dir', str(tmp_path),
+            '--rounds', '2']
+    calls = []
+    _fake_steps(loop, monkeypatch, calls, fail_at=2)  # train 0, consolidate 1, train 1 cut
+    with pytest.raises(SystemExit, match='cut off'):
+        loop.main(argv)
+    steps = [osp.basename(c[1]) for c in calls]
+    assert steps == ['train.py', 'consolidate.py', 'train.py']
+    calls.clear()
+    assert loop.main(argv + ['--resume']) == 0
+    # round 0 and round 1's consolidation kept; round 1's training continues (--resume);
+    # round 2 runs from the start
+    assert [(osp.basename(c[1]), '--resume' in c) for c in calls] == [
+        ('train.py', True), ('consolidate.py', False), ('train.py', False)]
+    assert calls[0][calls[0].index('--work-dir') + 1] == str(tmp_path / 'round1')
+    done = _json(tmp_path / 'loop.json')
+    assert [r['round'] for r in done['rounds']] == [0, 1, 2]
+    assert done['rounds'][0]['checkpoint'] == str(tmp_path / 'round0/epoch_1.pth')
+    calls.clear()  # everything finished: a resume with one more round runs only that
+    assert loop.main(argv[:-1] + ['3', '--resume']) == 0
+    assert [osp.basename(c[1]) for c in calls] == ['consolidate.py', 'train.py']
+
+
+def test_resume_refuses_other_settings(tmp_path, monkeypatch, capsys):
+    loop = _loop()
+    argv = [osp.join(REPO, TEACHER), osp.join(REPO, STUDENT), '--work-dir', str(tmp_path),
+            '--rounds', '1']
+    _fake_steps(loop, monkeypatch, [])
+    assert loop.main(argv) == 0
+    assert loop.main(argv + ['--resume', '--high', '0.6']) == 2
+    assert ("--resume: high is 0.6 but the loop in " f"{tmp_path} ran with 0.5; give the same "
+            "settings, or a new --work-dir") in capsys.readouterr().err
