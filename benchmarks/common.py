@@ -1,5 +1,7 @@
 """Shared helpers for benchmarks: machine note, alternating timing, seeds (mean ± std over
 seeds, "no difference" inside 2 std), results table + JSON."""
+import contextlib
+import io
 import json
 import os
 import os.path as osp
@@ -155,6 +157,36 @@ def run_seeds(study: Callable[[int], Any], seeds: Sequence[int],
         if on_seed is not None:
             on_seed(result)
     return result
+
+
+def combine_seed_runs(paths: Sequence[str]) -> dict:
+    """Merge the seeds of several partial runs of one study into one :func:`run_seeds`
+    result (e.g. one process per core, each run with its own ``--seeds``).
+
+    Args:
+        paths (Sequence[str]): Results JSON files with ``seeds`` and ``per_seed`` (as
+            :func:`report_study` writes them).
+
+    Returns:
+        dict: ``seeds`` (sorted), ``per_seed`` (in that order) and ``stats``.
+
+    Raises:
+        ValueError: No file, or a seed found in two files.
+    """
+    found: Dict[int, Any] = {}
+    for path in paths:
+        with open(path) as f:
+            run = json.load(f)
+        for seed, result in zip(run['seeds'], run['per_seed']):
+            if seed in found:
+                raise ValueError(f'combine_seed_runs: seed {seed} is in two files (the '
+                                 f'second: {path}); give each seed once')
+            found[seed] = result
+    if not found:
+        raise ValueError('combine_seed_runs: no seed in the files; give at least one run')
+    seeds = sorted(found)
+    per_seed = [found[s] for s in seeds]
+    return dict(seeds=seeds, per_seed=per_seed, stats=aggregate(per_seed))
 
 
 def fmt_pm(stat: dict, digits: int = 1) -> str:
@@ -315,3 +347,44 @@ def paired_stats(per_seed: Dict[str, Dict[str, dict]], a: str, b: str,
         return None
     return (mean_std([per_seed[s][a][metric] for s in seeds]),
             mean_std([per_seed[s][b][metric] for s in seeds]))
+
+
+def report_study(out: str, settings: dict, res: dict, t0: float, metrics: Sequence[str],
+                 columns: Sequence[str], title: str, seeds: Sequence[int],
+                 final: bool = True, ref: str = 'baseline', key: str = 'scheme') -> dict:
+    """Write (and, when ``final``, print) a scheme-vs-reference study over seeds.
+
+    Mean ± std per row, each row compared with ``ref`` on the paired per-seed
+    differences (inside 2 std: no difference). Called after every seed with
+    ``final=False`` (JSON only, ``complete: false``), so a cut-off run keeps its numbers.
+
+    Args:
+        out (str): Results JSON path.
+        settings (dict): The study's settings, written as they are.
+        res (dict): :func:`run_seeds` output (``seeds``, ``per_seed``, ``stats``).
+        t0 (float): ``time.perf_counter()`` at the study's start (wall time).
+        metrics (Sequence[str]): The compared metrics.
+        columns (Sequence[str]): The printed columns (``metrics`` and budget columns).
+        title (str): Table title.
+        seeds (Sequence[int]): The seeds asked for (``complete`` when all ran).
+        final (bool): Print the table too. Defaults to True.
+        ref (str): The reference row. Defaults to ``'baseline'``.
+        key (str): Name of the row column. Defaults to ``'scheme'``.
+
+    Returns:
+        dict: The payload written (without machine and date).
+    """
+    stats = res['stats']
+    ref_row = ref if ref in stats else None
+    payload = dict(settings=settings, complete=final and res['seeds'] == list(seeds),
+                   seeds=res['seeds'], per_seed=res['per_seed'], stats=stats,
+                   vs_baseline=versus(stats, ref_row, metrics) if ref_row else {},
+                   wall_s=round(time.perf_counter() - t0, 1))
+    if not final:
+        with contextlib.redirect_stdout(io.StringIO()):
+            save(out, payload)
+        return payload
+    print_seed_table(title, stats, list(columns), ref=ref_row, key=key, compared=metrics)
+    print(f'wall time: {payload["wall_s"]} s')
+    save(out, payload)
+    return payload

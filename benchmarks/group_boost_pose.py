@@ -19,8 +19,6 @@ Usage:
     python benchmarks/group_boost_pose.py --iters 50 --schemes baseline curriculum --seeds 0
 """
 import argparse
-import contextlib
-import io
 import os.path as osp
 import sys
 import tempfile
@@ -32,7 +30,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mtl_plugin  # noqa: E402,F401
-from common import print_seed_table, run_seeds, save, versus  # noqa: E402
+from common import report_study, run_seeds  # noqa: E402
 from group_boost import make_data, point_to, scale_milestones  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -116,32 +114,18 @@ def study_seed(args: argparse.Namespace, root: str, work: str, seed: int) -> dic
 
 def report(args: argparse.Namespace, data: dict, res: dict, t0: float,
            final: bool = True) -> None:
-    """Mean ± std per scheme over seeds, each compared with the baseline (paired per-seed
-    differences, inside 2 std: no difference), table (when final) and JSON; also written
-    after every seed (``complete: false``), so a cut-off run leaves its numbers."""
-    stats = res['stats']
-    ref = 'baseline' if 'baseline' in stats else None
-    payload = dict(
-        settings=dict(vars(args), batch_size=BATCH, optimizer=f'Adam lr {LR}',
-                      input_size='64x64', heatmap_size='16x16', model='ResNet-18 base_channels 16 '
-                      '+ 3 deconvs (SimpleBaseline), random init',
-                      keypoints='top, right, bottom, left',
-                      metric='keypoint AP (COCO OKS, sigmas 0.05, GT boxes) per group',
-                      target_group='animal (group 1)', data=data, data_seed=1,
-                      note='data fixed; the seed drives model init, sampling, augmentation'),
-        complete=final and res['seeds'] == list(args.seeds), seeds=res['seeds'],
-        per_seed=res['per_seed'], stats=stats,
-        vs_baseline=versus(stats, ref, METRICS) if ref else {},
-        wall_s=round(time.perf_counter() - t0, 1))
-    if not final:
-        with contextlib.redirect_stdout(io.StringIO()):
-            save(args.out, payload)
-        return
-    print_seed_table(f'group_boost pose (keypoint AP x100 on val, per group; {args.iters} '
-                     f'iters, batch {BATCH}, seeds {res["seeds"]})', stats,
-                     [*METRICS, 'iters', 'train_s'], ref=ref, key='scheme', compared=METRICS)
-    print(f'wall time: {payload["wall_s"]} s')
-    save(args.out, payload)
+    """Mean ± std per scheme over seeds vs the baseline (:func:`common.report_study`):
+    JSON after every seed, table at the end."""
+    settings = dict(vars(args), batch_size=BATCH, optimizer=f'Adam lr {LR}',
+                    input_size='64x64', heatmap_size='16x16', model='ResNet-18 base_channels 16 '
+                    '+ 3 deconvs (SimpleBaseline), random init',
+                    keypoints='top, right, bottom, left',
+                    metric='keypoint AP (COCO OKS, sigmas 0.05, GT boxes) per group',
+                    target_group='animal (group 1)', data=data, data_seed=1,
+                    note='data fixed; the seed drives model init, sampling, augmentation')
+    report_study(args.out, settings, res, t0, METRICS, [*METRICS, 'iters', 'train_s'],
+                 f'group_boost pose (keypoint AP x100 on val, per group; {args.iters} '
+                 f'iters, batch {BATCH}, seeds {res["seeds"]})', args.seeds, final=final)
 
 
 def main() -> None:

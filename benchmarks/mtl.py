@@ -26,6 +26,7 @@ import os.path as osp
 import subprocess
 import sys
 import tempfile
+import time
 
 import torch
 
@@ -158,8 +159,9 @@ def _unseen_look_data(root: str, num_val: int = 32) -> None:
                                                 num_test=0, seed=4))
 
 
-def _families(work: str, num_train: int, epochs: int) -> dict:
-    """Family -> (configs, cfg-options) of the ablation, with the generated data."""
+def _families(work: str, num_train: int, epochs: int, cls_num_val: int = 40) -> dict:
+    """Family -> (configs, cfg-options) of the ablation, with the generated data
+    (``cls_num_val`` validation images per class for the classifier family)."""
     from mtl_plugin.synthetic import (ClsGeneratorConfig, GeneratorConfig,
                                       generate_classification, generate_multi_source)
     data, cls_data = osp.join(work, 'data'), osp.join(work, 'cls_data')
@@ -168,7 +170,7 @@ def _families(work: str, num_train: int, epochs: int) -> dict:
                                                     num_test=0, seed=3))
     _unseen_look_data(osp.join(work, 'unseen_look'))
     if not osp.exists(osp.join(cls_data, 'annotations')):
-        generate_classification(cls_data, ClsGeneratorConfig(seed=3))
+        generate_classification(cls_data, ClsGeneratorConfig(seed=3, num_val=cls_num_val))
     return dict(
         # data_root is substituted when the config is parsed: override every source's
         detector=(sorted(glob.glob(osp.join(REPO, 'configs/mtl/mtl-*_retinanet_*.py'))),
@@ -247,15 +249,20 @@ def family_over_seeds(family: str, study, seeds, on_seed=None) -> dict:
 
 
 def bench_accuracy(work: str, num_train: int, epochs: int, only=('detector', 'classifier'),
-                   seeds=(0, 1, 2)) -> dict:
+                   seeds=(0, 1, 2), cls_num_val: int = 40) -> dict:
     """Train each ablation family with the same budget for every seed (data fixed: generator
     seed 3); mean ± std of the ablate.py columns over seeds."""
     tables = {}
-    for family, (configs, options) in _families(work, num_train, epochs).items():
+    for family, (configs, options) in _families(work, num_train, epochs,
+                                                cls_num_val).items():
         if not configs or family not in only:
             continue
         tables[family] = family_over_seeds(family, lambda seed, f=family, c=configs, o=options:
                                            run_family(f, c, o, work, seed), list(seeds))
+        tables[family]['settings'] = dict(  # each family keeps the settings it ran with
+            epochs=epochs, seeds=list(seeds), date=time.strftime('%Y-%m-%d'),
+            **(dict(num_train=num_train, num_val=32) if family == 'detector' else
+               dict(num_train_per_class=32, num_val_per_class=cls_num_val)))
     return tables
 
 
@@ -265,6 +272,8 @@ def main() -> None:
     parser.add_argument('--steps', type=int, default=3, help='steps per memory process')
     parser.add_argument('--num-train', type=int, default=160)
     parser.add_argument('--epochs', type=int, default=6)
+    parser.add_argument('--cls-num-val', type=int, default=40,
+                        help='classifier family: validation images per class (5 classes)')
     parser.add_argument('--skip-speed', action='store_true')
     parser.add_argument('--skip-accuracy', action='store_true')
     parser.add_argument('--families', nargs='+', default=['detector', 'classifier'])
@@ -293,7 +302,7 @@ def main() -> None:
         payload['speed'] = rows
     if not args.skip_accuracy:
         payload['accuracy'] = bench_accuracy(work, args.num_train, args.epochs, args.families,
-                                             args.seeds)
+                                             args.seeds, args.cls_num_val)
     if args.merge and osp.exists(args.out):  # keep the other part of an earlier run
         with open(args.out) as f:
             old = json.load(f)

@@ -196,3 +196,56 @@ def test_mtl_unseen_look_is_neither_training_look(tmp_path):
         assert np.abs(median - mtl.UNSEEN_LOOK['background']).max() < 30  # colour jitter
         for seen in DEFAULT_SOURCES:
             assert np.abs(median - seen.background).max() > 60
+
+
+def test_group_boost_combine_equals_one_run(tmp_path, monkeypatch, capsys):
+    """Seeds run in separate processes (one per core) and merged with ``--combine`` give
+    the same JSON numbers as one run over both seeds; parts run with other settings or
+    holding the same seed twice are refused."""
+    gb = _load('group_boost')
+    aps = {('baseline', 0): 10.0, ('baseline', 1): 14.0, ('baseline', 2): 12.0,
+           ('curriculum', 0): 11.0, ('curriculum', 1): 14.5, ('curriculum', 2): 16.0}
+
+    def fake_run(name, root, work, iters, seed):
+        return dict(animal=aps[name, seed], person=50.0 + seed, mean=1.0, iters=iters,
+                    epochs=3, train_s=1.0, scheme=name, seed=seed)
+
+    monkeypatch.setattr(gb, 'run_scheme', fake_run)
+    base = dict(schemes=['baseline', 'curriculum'], iters=30, num_train=8, rare_train=2,
+                num_val=2, rare_scale=[0.12, 0.25], combine=None)
+
+    def run(seeds, out):
+        args = SimpleNamespace(**base, seeds=seeds, out=str(tmp_path / out))
+        res = gb.run_seeds(lambda seed: gb.study_seed(args, 'root', 'work', seed), seeds)
+        gb.report(args, {'counts': 1}, res, 0.0, final=True)
+        with open(args.out) as f:
+            return json.load(f)
+
+    whole = run([0, 1, 2], 'whole.json')
+    run([2], 'b.json')
+    run([0, 1], 'a.json')
+    monkeypatch.setattr('sys.argv', ['group_boost.py', '--out', str(tmp_path / 'c.json'),
+                                     '--combine', str(tmp_path / 'b.json'),
+                                     str(tmp_path / 'a.json')])
+    gb.main()
+    with open(tmp_path / 'c.json') as f:
+        combined = json.load(f)
+    for key in ('seeds', 'per_seed', 'stats', 'vs_baseline', 'complete'):
+        assert combined[key] == whole[key], key
+    assert combined['settings']['data'] == {'counts': 1}
+    assert combined['stats']['curriculum']['animal']['values'] == [11.0, 14.5, 16.0]
+    # the same seed twice
+    monkeypatch.setattr('sys.argv', ['group_boost.py', '--out', str(tmp_path / 'd.json'),
+                                     '--combine', str(tmp_path / 'a.json'),
+                                     str(tmp_path / 'whole.json')])
+    with pytest.raises(ValueError, match='seed 0 is in two files'):
+        gb.main()
+    # other settings
+    base['iters'] = 31
+    run([2], 'e.json')
+    monkeypatch.setattr('sys.argv', ['group_boost.py', '--combine', str(tmp_path / 'a.json'),
+                                     str(tmp_path / 'e.json')])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        gb.main()
+    assert "e.json ran with other settings than" in capsys.readouterr().err
