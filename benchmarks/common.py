@@ -189,6 +189,31 @@ def combine_seed_runs(paths: Sequence[str]) -> dict:
     return dict(seeds=seeds, per_seed=per_seed, stats=aggregate(per_seed))
 
 
+def replace_rows(path: str, res: dict) -> dict:
+    """Put the rows of a new :func:`run_seeds` result into an earlier run's results JSON
+    (e.g. one scheme retrained after a config fix): the other rows are kept, every row's
+    stats recomputed.
+
+    Args:
+        path (str): The earlier results JSON (``seeds``, ``per_seed``).
+        res (dict): The new result; its rows (the keys of each seed's dict) replace those
+            rows, or are added after them.
+
+    Returns:
+        dict: ``seeds``, ``per_seed`` and ``stats`` of the merged study.
+
+    Raises:
+        ValueError: The two runs have different seeds.
+    """
+    with open(path) as f:
+        old = json.load(f)
+    if old['seeds'] != res['seeds']:
+        raise ValueError(f'replace_rows: {path} has seeds {old["seeds"]}, the new rows '
+                         f'{res["seeds"]}; run the new rows with the same --seeds')
+    per_seed = [{**o, **n} for o, n in zip(old['per_seed'], res['per_seed'])]
+    return dict(seeds=res['seeds'], per_seed=per_seed, stats=aggregate(per_seed))
+
+
 def fmt_pm(stat: dict, digits: int = 1) -> str:
     """A stat as a table cell, ``'m ± s'`` (``'m'`` alone for one seed)."""
     if not is_stat(stat):

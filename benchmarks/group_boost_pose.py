@@ -19,6 +19,7 @@ Usage:
     python benchmarks/group_boost_pose.py --iters 50 --schemes baseline curriculum --seeds 0
 """
 import argparse
+import json
 import os.path as osp
 import sys
 import tempfile
@@ -30,7 +31,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mtl_plugin  # noqa: E402,F401
-from common import report_study, run_seeds  # noqa: E402
+from common import replace_rows, report_study, run_seeds  # noqa: E402
 from group_boost import make_data, point_to, scale_milestones  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -139,13 +140,29 @@ def main() -> None:
                         help='training seeds (data fixed: generator seed 1)')
     parser.add_argument('--out',
                         default=osp.join(REPO, 'benchmarks/results/group_boost_pose.json'))
+    parser.add_argument('--update', action='store_true',
+                        help='train only --schemes and replace those rows in the existing '
+                        '--out (its other schemes kept; same seeds and settings)')
     args = parser.parse_args()
     t0 = time.perf_counter()
+    if args.update:
+        with open(args.out) as f:
+            old = json.load(f)['settings']
+        diff = [k for k in ('iters', 'num_train', 'rare_train', 'num_val')
+                if old.get(k) != getattr(args, k)]
+        if diff:
+            parser.error(f'--update: {args.out} ran with other {diff}; give the same values')
     with tempfile.TemporaryDirectory() as work:
         root = osp.join(work, 'data')
         data = make_data(root, args.num_train, args.rare_train, args.num_val, seed=1)
         res = run_seeds(lambda seed: study_seed(args, root, work, seed), args.seeds,
-                        on_seed=lambda r: report(args, data, r, t0, final=False))
+                        on_seed=None if args.update else
+                        lambda r: report(args, data, r, t0, final=False))
+    if args.update:
+        updated = args.schemes
+        res = replace_rows(args.out, res)
+        args.schemes = list(res['per_seed'][0])
+        args.updated_schemes = updated
     report(args, data, res, t0, final=True)
 
 

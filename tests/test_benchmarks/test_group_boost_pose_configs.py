@@ -49,7 +49,7 @@ def test_scheme_config_dataset_and_model_build(name, root, tmp_path):
     ('curriculum', [dict(param='model.head.loss_module.group_id_weight.1',
                          milestones=[10, 20], values=[1.0, 1.5, 2.0])]),
     ('aux-group-task', [dict(param='model.aux_head.loss_weight', milestones=[8],
-                             values=[0.4, 0.15])]),
+                             values=[0.004, 0.0015])]),
     ('baseline', [])])
 def test_iteration_milestones(name, expected, root, tmp_path):
     cfg = gbp.scheme_cfg(name, root, str(tmp_path), seed=0, iters=30)

@@ -122,3 +122,21 @@ def test_stats_by_row_and_paired_stats_with_missing_seeds():
     assert a['values'] == [10.0, 14.0] and b['values'] == [11.0, 14.0]
     assert common.paired_stats(per_seed, 'a', 'c', 'ap') is None
     assert list(common.stats_by_row(per_seed, rows=['b', 'c'])) == ['b']
+
+
+def test_replace_rows_keeps_other_rows_and_recomputes_stats(tmp_path):
+    common = load_tool('benchmarks/common.py')
+    old = common.run_seeds(lambda s: dict(baseline=dict(ap=10.0 + s), aux=dict(ap=1.0 + s)),
+                           [0, 1])
+    path = tmp_path / 'old.json'
+    path.write_text(json.dumps(old))
+    new = common.run_seeds(lambda s: dict(aux=dict(ap=20.0 + 2 * s), extra=dict(ap=5.0)),
+                           [0, 1])
+    res = common.replace_rows(str(path), new)
+    assert res['seeds'] == [0, 1]
+    assert [list(p) for p in res['per_seed']] == [['baseline', 'aux', 'extra']] * 2
+    assert res['stats']['baseline']['ap']['values'] == [10.0, 11.0]
+    assert res['stats']['aux']['ap'] == dict(mean=21.0, std=1.4142, n=2, values=[20.0, 22.0])
+    other = common.run_seeds(lambda s: dict(aux=dict(ap=1.0)), [0, 2])
+    with pytest.raises(ValueError, match=r'has seeds \[0, 1\]'):
+        common.replace_rows(str(path), other)
