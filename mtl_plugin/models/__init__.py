@@ -12,8 +12,8 @@ from .necks import (AdaptivePoolAlign, AttentionFusion, ChannelAlign, ConcatFusi
                     CrossStitchNetwork, CrossStitchUnit, SoftParameterSharing)
 from . import pose  # noqa: F401  (registers MultiHeadPoseEstimator, imported lazily)
 
-_LAZY = {'MultiHeadPoseEstimator': 'pose', 'GroupWeightedFocalHeatmapLoss': 'losses',
-         'GroupWeightedKeypointMSELoss': 'losses'}
+_LAZY = {'MultiHeadPoseEstimator': 'pose', 'SigmoidHeatmapHead': 'pose',
+         'GroupWeightedFocalHeatmapLoss': 'losses', 'GroupWeightedKeypointMSELoss': 'losses'}
 
 
 def __getattr__(name: str):
@@ -24,7 +24,7 @@ def __getattr__(name: str):
 
 __all__ = [
     'MultiHeadDetector', 'GroupRoutedEnsemble', 'LossWeighting', 'MultiTaskLossMixin',
-    'MultiTaskModel', 'MultiHeadMixin', 'MultiHeadPoseEstimator',
+    'MultiTaskModel', 'MultiHeadMixin', 'MultiHeadPoseEstimator', 'SigmoidHeatmapHead',
     'GroupAwareModel', 'make_group_aware', 'GroupContextHook', 'GroupWeightedFocalHeatmapLoss',
     'GroupWeightedKeypointMSELoss',
     'GroupWeightedLoss', 'group_context', 'DatasetClsHead', 'GradientReversal',

@@ -139,6 +139,11 @@ class GroupWeightedFocalHeatmapLoss(_GroupWeighted, FocalHeatmapLoss):
     All ``w_b = 1`` gives exactly MMPose's ``FocalHeatmapLoss`` on the clamped
     prediction.
 
+    The heatmaps must be probabilities: a value outside ``[0, 1]`` raises ``ValueError``
+    on that call, before any backward. The stock ``HeatmapHead`` outputs raw values, which
+    the clamp would cut off with no gradient (a peak starting below 0 is never learnt):
+    pair this loss with :class:`~mtl_plugin.models.pose.SigmoidHeatmapHead`.
+
     Args:
         alpha (float): Focusing exponent. Defaults to 2.0.
         beta (float): Exponent of the negatives' ``(1 - t)`` penalty reduction.
@@ -179,6 +184,13 @@ class GroupWeightedFocalHeatmapLoss(_GroupWeighted, FocalHeatmapLoss):
         """``output`` / ``target``: ``(B, K, H, W)`` heatmaps (``output`` in [0, 1],
         e.g. after a sigmoid); ``target_weights``: ``(B, K)`` or ``(B, K, H, W)``;
         ``mask``: ``(B|1, K|1, H, W)``."""
+        low, high = torch.aminmax(output.detach())
+        if low < 0 or high > 1:
+            raise ValueError(
+                f'{type(self).__name__}: the heatmaps must be probabilities in [0, 1], but '
+                f'they range over [{float(low):.4g}, {float(high):.4g}]; the stock '
+                "HeatmapHead outputs raw values: use head=dict(type='SigmoidHeatmapHead', "
+                '...) (a sigmoid on the output), or a loss for raw heatmaps')
         p = output.clamp(min=self.eps, max=1 - self.eps)
         if not self.group_id_weight:
             return super().forward(p, target, target_weights, mask)
