@@ -75,3 +75,18 @@ def test_focal_config_through_mmpose_init_model_and_inference_topdown():
     scores = res[0].pred_instances.keypoint_scores
     assert scores.shape == (1, 4)
     assert (scores > 0).all() and (scores < 1).all()
+
+
+def test_initial_heatmaps_start_at_bias_prob():
+    head = POSE_MODELS.build(dict(type='SigmoidHeatmapHead', **HEAD))
+    head.init_weights()
+    out = head((torch.randn(2, 8, 4, 4), ))
+    # final conv weights ~N(0, 0.001): every pixel within 1e-3 of sigmoid(bias) = 0.1
+    assert torch.allclose(out, torch.full_like(out, 0.1), atol=1e-3)
+    stock_init = POSE_MODELS.build(dict(type='SigmoidHeatmapHead', bias_prob=None, **HEAD))
+    stock_init.init_weights()
+    assert torch.equal(stock_init.final_layer.bias, torch.zeros(3))
+    for bad in (0, 1, 1.5, True, 'x'):
+        with pytest.raises(ValueError, match=f'bias_prob must be a number in \\(0, 1\\).*'
+                           f'got {bad!r}'):
+            POSE_MODELS.build(dict(type='SigmoidHeatmapHead', bias_prob=bad, **HEAD))

@@ -14,14 +14,18 @@ decoder sees the same probabilities the loss trained, and keypoint scores stay i
               loss=dict(type='GroupWeightedFocalHeatmapLoss', alpha=2.0, beta=4.0),
               decoder=codec)
 
-Everything else (deconvolutions, flip test, decoding, ``loss`` with keypoint weights)
-is ``HeatmapHead``'s. A checkpoint of this head has ``HeatmapHead``'s keys.
+The final layer's bias starts at ``-log((1 - p) / p)`` with ``p = bias_prob`` (0.1,
+CenterNet's / RetinaNet's prior): every pixel starts as an unlikely keypoint, instead of
+at 0.5, where the focal loss's negatives swamp the few positives. Everything else
+(deconvolutions, flip test, decoding, ``loss`` with keypoint weights) is
+``HeatmapHead``'s. A checkpoint of this head has ``HeatmapHead``'s keys.
 """
-from typing import Tuple
+import math
+from typing import Any, Optional, Tuple
 
 from mmengine.registry import MODELS
 from mmpose.models.heads import HeatmapHead
-from torch import Tensor
+from torch import Tensor, nn
 
 __all__ = ['SigmoidHeatmapHead']
 
@@ -30,10 +34,38 @@ __all__ = ['SigmoidHeatmapHead']
 class SigmoidHeatmapHead(HeatmapHead):
     """``HeatmapHead`` with a sigmoid on its output heatmaps (values in ``(0, 1)``).
 
-    Takes exactly ``HeatmapHead``'s arguments (see MMPose's documentation); use it with a
-    focal heatmap loss. With ``KeypointMSELoss`` it fits Gaussian targets through a
-    sigmoid, which also works but gains nothing over the stock head.
+    Takes ``HeatmapHead``'s arguments (see MMPose's documentation) and ``bias_prob``; use
+    it with a focal heatmap loss. With ``KeypointMSELoss`` it fits Gaussian targets
+    through a sigmoid, which also works but gains nothing over the stock head.
+
+    Args:
+        *args: ``HeatmapHead``'s positional arguments.
+        bias_prob (float, optional): The initial heatmap value (sigmoid of the final
+            layer's bias), in ``(0, 1)``; ``None`` keeps the stock initialisation (bias 0:
+            0.5 everywhere). Not applied when ``init_cfg`` loads a pretrained checkpoint.
+            Defaults to 0.1.
+        **kwargs: ``HeatmapHead``'s keyword arguments.
     """
+
+    def __init__(self, *args: Any, bias_prob: Optional[float] = 0.1, **kwargs: Any) -> None:
+        if bias_prob is not None and not (isinstance(bias_prob, (int, float))
+                                          and not isinstance(bias_prob, bool)
+                                          and 0 < bias_prob < 1):
+            raise ValueError(f'SigmoidHeatmapHead: bias_prob must be a number in (0, 1) (the '
+                             f'initial heatmap value) or None, but got {bias_prob!r}')
+        super().__init__(*args, **kwargs)
+        self.bias_prob = bias_prob
+
+    def init_weights(self) -> None:
+        """``HeatmapHead``'s initialisation, then the final bias at ``bias_prob``."""
+        first = not self._is_init
+        super().init_weights()
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
+        pretrained = any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)
+        layer = self.final_layer
+        if (first and not pretrained and self.bias_prob is not None
+                and isinstance(layer, nn.Conv2d) and layer.bias is not None):
+            nn.init.constant_(layer.bias, -math.log((1 - self.bias_prob) / self.bias_prob))
 
     def forward(self, feats: Tuple[Tensor]) -> Tensor:
         """Heatmaps ``(B, K, H, W)``: the stock head's output through a sigmoid.
