@@ -313,7 +313,7 @@ MARKS = {'no difference': '=', 'higher': '+', 'lower': '-', 'one seed: untested'
 
 def print_seed_table(title: str, stats: Dict[str, dict], metrics: Sequence[str],
                      ref: Optional[str] = None, key: str = 'method',
-                     compared: Optional[Sequence[str]] = None) -> None:
+                     compared: Optional[Sequence[str]] = None, digits: int = 1) -> None:
     """Print a table of stats as ``m ± s``; with ``ref``, each other cell ends with its
     verdict against the reference row (:func:`compare`, paired): ``(=)`` no difference
     (inside 2 std), ``(+)`` / ``(-)`` higher / lower, ``(?)`` one seed.
@@ -326,6 +326,8 @@ def print_seed_table(title: str, stats: Dict[str, dict], metrics: Sequence[str],
         key (str): Name of the row column. Defaults to ``'method'``.
         compared (Sequence[str], optional): The metrics given a verdict (e.g. not the
             iteration count). Defaults to all of ``metrics``.
+        digits (int): Decimals of the cells (3 for fractions such as mAP in [0, 1]).
+            Defaults to 1.
     """
     cmp = versus(stats, ref, metrics if compared is None else compared) if ref else {}
     rows = []
@@ -334,7 +336,7 @@ def print_seed_table(title: str, stats: Dict[str, dict], metrics: Sequence[str],
         for m in metrics:
             if m in vals:
                 verdict = cmp.get(name, {}).get(m)
-                row[m] = fmt_pm(vals[m]) + (f' ({MARKS[verdict["verdict"]]})' if verdict else '')
+                row[m] = fmt_pm(vals[m], digits) + (f' ({MARKS[verdict["verdict"]]})' if verdict else '')
         rows.append(row)
     print_table(title + (f'; (=) inside 2 std of {ref!r}' if ref else ''), rows, [key, *metrics])
 

@@ -224,7 +224,7 @@ def retrain_over_seeds(study, seeds) -> dict:
         'consolidated']
     print_seed_table(f'retrained union RetinaNet, mAP on fully labelled val, seeds '
                      f'{res["seeds"]}', res['stats'], RETRAIN_METRICS, ref='partial',
-                     key='labels')
+                     key='labels', digits=3)
     return res
 
 

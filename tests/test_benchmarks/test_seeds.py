@@ -109,6 +109,9 @@ def test_print_seed_table_marks_verdicts(capsys):
     assert [line.split() for line in lines[3:]] == [
         ['base', '11.0', '±', '1.4'], ['a', '15.2', '±', '1.8', '(+)'],
         ['b', '10.8', '±', '0.4', '(=)']]
+    fractions = common.aggregate([dict(p=dict(m=0.2551)), dict(p=dict(m=0.2571))])
+    common.print_seed_table('f', fractions, ['m'], digits=3)
+    assert capsys.readouterr().out.splitlines()[-1].split() == ['p', '0.256', '±', '0.001']
 
 
 def test_stats_by_row_and_paired_stats_with_missing_seeds():
