@@ -5,6 +5,7 @@ that a clamp of raw outputs would leave dead, and scores in [0, 1] through mmpos
 import numpy as np
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 from mmpose.models.heads import HeatmapHead
 from mmpose.registry import MODELS as POSE_MODELS
 
@@ -15,10 +16,16 @@ HEAD = dict(in_channels=8, out_channels=3, deconv_out_channels=(8, ), deconv_ker
             loss=dict(type='KeypointMSELoss', use_target_weight=True))
 
 
+def _build(cfg):
+    # in mmpose's scope, whatever an earlier test left as the default scope
+    with DefaultScope.overwrite_default_scope('mmpose'):
+        return POSE_MODELS.build(cfg)
+
+
 def _heads():
     torch.manual_seed(0)
-    stock = POSE_MODELS.build(dict(type='HeatmapHead', **HEAD))
-    ours = POSE_MODELS.build(dict(type='SigmoidHeatmapHead', **HEAD))
+    stock = _build(dict(type='HeatmapHead', **HEAD))
+    ours = _build(dict(type='SigmoidHeatmapHead', **HEAD))
     ours.load_state_dict(stock.state_dict())  # same keys, nothing else
     return stock, ours
 
@@ -78,15 +85,15 @@ def test_focal_config_through_mmpose_init_model_and_inference_topdown():
 
 
 def test_initial_heatmaps_start_at_bias_prob():
-    head = POSE_MODELS.build(dict(type='SigmoidHeatmapHead', **HEAD))
+    head = _build(dict(type='SigmoidHeatmapHead', **HEAD))
     head.init_weights()
     out = head((torch.randn(2, 8, 4, 4), ))
     # final conv weights ~N(0, 0.001): every pixel within 1e-3 of sigmoid(bias) = 0.1
     assert torch.allclose(out, torch.full_like(out, 0.1), atol=1e-3)
-    stock_init = POSE_MODELS.build(dict(type='SigmoidHeatmapHead', bias_prob=None, **HEAD))
+    stock_init = _build(dict(type='SigmoidHeatmapHead', bias_prob=None, **HEAD))
     stock_init.init_weights()
     assert torch.equal(stock_init.final_layer.bias, torch.zeros(3))
     for bad in (0, 1, 1.5, True, 'x'):
         with pytest.raises(ValueError, match=f'bias_prob must be a number in \\(0, 1\\).*'
                            f'got {bad!r}'):
-            POSE_MODELS.build(dict(type='SigmoidHeatmapHead', bias_prob=bad, **HEAD))
+            _build(dict(type='SigmoidHeatmapHead', bias_prob=bad, **HEAD))
