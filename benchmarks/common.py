@@ -56,8 +56,8 @@ def print_table(title: str, rows: List[dict], cols: List[str]) -> None:
 
 
 def _fmt(v: Any) -> str:
-    if is_stat(v):
-        return fmt_pm(v)
+    if is_stat(v):  # fractions (recall, mAP in [0, 1]) with 3 decimals, the rest with 1
+        return fmt_pm(v, 3 if abs(v['mean']) < 1 else 1)
     if isinstance(v, float):
         return f'{v:.3f}'
     return '' if v is None else str(v)
