@@ -75,7 +75,7 @@ def test_print_table_shows_mean_pm_std(capsys):
     common.print_table('t', [dict(method='m', ap=common.mean_std([1.0, 3.0]))], ['method', 'ap'])
     assert capsys.readouterr().out.splitlines()[-1].split() == ['m', '2.0', '±', '1.4']
     common.print_table('t', [dict(method='r', v=common.mean_std([0.61, 0.68]))], ['method', 'v'])
-    assert capsys.readouterr().out.splitlines()[-1].split() == ['r', '0.645', '±', '0.049']
+    assert capsys.readouterr().out.splitlines()[-1].split() == ['r', '0.645', '±', '0.050']
 
 
 def test_save_sections_keeps_other_sections(tmp_path):
