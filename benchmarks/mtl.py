@@ -159,6 +159,9 @@ def _unseen_look_data(root: str, num_val: int = 32) -> None:
                                                 num_test=0, seed=4))
 
 
+DET_NUM_VAL = 32  # detector family: validation images per source
+
+
 def _families(work: str, num_train: int, epochs: int, cls_num_val: int = 40) -> dict:
     """Family -> (configs, cfg-options) of the ablation, with the generated data
     (``cls_num_val`` validation images per class for the classifier family)."""
@@ -166,7 +169,7 @@ def _families(work: str, num_train: int, epochs: int, cls_num_val: int = 40) -> 
                                       generate_classification, generate_multi_source)
     data, cls_data = osp.join(work, 'data'), osp.join(work, 'cls_data')
     if not osp.exists(osp.join(data, 'meta.json')):
-        generate_multi_source(data, GeneratorConfig(num_train=num_train, num_val=32,
+        generate_multi_source(data, GeneratorConfig(num_train=num_train, num_val=DET_NUM_VAL,
                                                     num_test=0, seed=3))
     _unseen_look_data(osp.join(work, 'unseen_look'))
     if not osp.exists(osp.join(cls_data, 'annotations')):
@@ -252,6 +255,7 @@ def bench_accuracy(work: str, num_train: int, epochs: int, only=('detector', 'cl
                    seeds=(0, 1, 2), cls_num_val: int = 40) -> dict:
     """Train each ablation family with the same budget for every seed (data fixed: generator
     seed 3); mean ± std of the ablate.py columns over seeds."""
+    from mtl_plugin.synthetic import ClsGeneratorConfig
     tables = {}
     for family, (configs, options) in _families(work, num_train, epochs,
                                                 cls_num_val).items():
@@ -261,8 +265,9 @@ def bench_accuracy(work: str, num_train: int, epochs: int, only=('detector', 'cl
                                            run_family(f, c, o, work, seed), list(seeds))
         tables[family]['settings'] = dict(  # each family keeps the settings it ran with
             epochs=epochs, seeds=list(seeds), date=time.strftime('%Y-%m-%d'),
-            **(dict(num_train=num_train, num_val=32) if family == 'detector' else
-               dict(num_train_per_class=32, num_val_per_class=cls_num_val)))
+            **(dict(num_train=num_train, num_val=DET_NUM_VAL) if family == 'detector' else
+               dict(num_train_per_class=ClsGeneratorConfig.num_train,
+                    num_val_per_class=cls_num_val)))
     return tables
 
 

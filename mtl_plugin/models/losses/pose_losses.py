@@ -139,8 +139,8 @@ class GroupWeightedFocalHeatmapLoss(_GroupWeighted, FocalHeatmapLoss):
     All ``w_b = 1`` gives exactly MMPose's ``FocalHeatmapLoss`` on the clamped
     prediction.
 
-    The heatmaps must be probabilities: a value outside ``[0, 1]`` raises ``ValueError``
-    on that call, before any backward. The stock ``HeatmapHead`` outputs raw values, which
+    The heatmaps must be probabilities: a value outside ``[0, 1]`` on the first call
+    raises ``ValueError``, before any backward. The stock ``HeatmapHead`` outputs raw values, which
     the clamp would cut off with no gradient (a peak starting below 0 is never learnt):
     pair this loss with :class:`~mtl_plugin.models.pose.SigmoidHeatmapHead`.
 
@@ -174,7 +174,20 @@ class GroupWeightedFocalHeatmapLoss(_GroupWeighted, FocalHeatmapLoss):
         if not 0 < eps < 0.5:
             raise ValueError(f'{name}: eps must be in (0, 0.5), got {eps!r}')
         self.eps = eps
+        self._range_checked = False
         self._init_group(group_id_weight, normalize)
+
+    def _check_probabilities(self, output: Tensor) -> None:
+        """Raise ``ValueError`` unless ``output`` lies in ``[0, 1]`` (once per module: the
+        head's output range is fixed by the config; no device sync on later calls)."""
+        low, high = torch.aminmax(output.detach())
+        if low < 0 or high > 1:
+            raise ValueError(
+                f'{type(self).__name__}: the heatmaps must be probabilities in [0, 1], but '
+                f'they range over [{float(low):.4g}, {float(high):.4g}]; the stock '
+                "HeatmapHead outputs raw values: use head=dict(type='SigmoidHeatmapHead', "
+                '...) (a sigmoid on the output), or a loss for raw heatmaps')
+        self._range_checked = True
 
     def forward(self,
                 output: Tensor,
@@ -184,13 +197,8 @@ class GroupWeightedFocalHeatmapLoss(_GroupWeighted, FocalHeatmapLoss):
         """``output`` / ``target``: ``(B, K, H, W)`` heatmaps (``output`` in [0, 1],
         e.g. after a sigmoid); ``target_weights``: ``(B, K)`` or ``(B, K, H, W)``;
         ``mask``: ``(B|1, K|1, H, W)``."""
-        low, high = torch.aminmax(output.detach())
-        if low < 0 or high > 1:
-            raise ValueError(
-                f'{type(self).__name__}: the heatmaps must be probabilities in [0, 1], but '
-                f'they range over [{float(low):.4g}, {float(high):.4g}]; the stock '
-                "HeatmapHead outputs raw values: use head=dict(type='SigmoidHeatmapHead', "
-                '...) (a sigmoid on the output), or a loss for raw heatmaps')
+        if not self._range_checked:  # a config error: checked on the first call only
+            self._check_probabilities(output)
         p = output.clamp(min=self.eps, max=1 - self.eps)
         if not self.group_id_weight:
             return super().forward(p, target, target_weights, mask)

@@ -20,12 +20,11 @@ at 0.5, where the focal loss's negatives swamp the few positives. Everything els
 (deconvolutions, flip test, decoding, ``loss`` with keypoint weights) is
 ``HeatmapHead``'s. A checkpoint of this head has ``HeatmapHead``'s keys.
 """
-import math
 from typing import Any, Optional, Tuple
 
 from mmengine.registry import MODELS
 from mmpose.models.heads import HeatmapHead
-from torch import Tensor, nn
+from torch import Tensor
 
 __all__ = ['SigmoidHeatmapHead']
 
@@ -42,30 +41,25 @@ class SigmoidHeatmapHead(HeatmapHead):
         *args: ``HeatmapHead``'s positional arguments.
         bias_prob (float, optional): The initial heatmap value (sigmoid of the final
             layer's bias), in ``(0, 1)``; ``None`` keeps the stock initialisation (bias 0:
-            0.5 everywhere). Not applied when ``init_cfg`` loads a pretrained checkpoint.
-            Defaults to 0.1.
+            0.5 everywhere). It is an entry of the default ``init_cfg`` (mmengine's
+            ``Normal`` init with ``bias_prob`` on ``final_layer``); an ``init_cfg`` of
+            yours (e.g. ``Pretrained``) replaces it. Defaults to 0.1.
+        init_cfg (dict | list, optional): As ``HeatmapHead``'s. Defaults to None.
         **kwargs: ``HeatmapHead``'s keyword arguments.
     """
 
-    def __init__(self, *args: Any, bias_prob: Optional[float] = 0.1, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, bias_prob: Optional[float] = 0.1,
+                 init_cfg: Optional[Any] = None, **kwargs: Any) -> None:
         if bias_prob is not None and not (isinstance(bias_prob, (int, float))
                                           and not isinstance(bias_prob, bool)
                                           and 0 < bias_prob < 1):
             raise ValueError(f'SigmoidHeatmapHead: bias_prob must be a number in (0, 1) (the '
                              f'initial heatmap value) or None, but got {bias_prob!r}')
-        super().__init__(*args, **kwargs)
-        self.bias_prob = bias_prob
-
-    def init_weights(self) -> None:
-        """``HeatmapHead``'s initialisation, then the final bias at ``bias_prob``."""
-        first = not self._is_init
-        super().init_weights()
-        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg]
-        pretrained = any(isinstance(c, dict) and c.get('type') == 'Pretrained' for c in cfgs)
-        layer = self.final_layer
-        if (first and not pretrained and self.bias_prob is not None
-                and isinstance(layer, nn.Conv2d) and layer.bias is not None):
-            nn.init.constant_(layer.bias, -math.log((1 - self.bias_prob) / self.bias_prob))
+        if init_cfg is None and bias_prob is not None:  # mmengine's init, final bias at p
+            init_cfg = self.default_init_cfg + [dict(
+                type='Normal', layer=[], std=0.001, override=dict(
+                    name='final_layer', type='Normal', std=0.001, bias_prob=bias_prob))]
+        super().__init__(*args, init_cfg=init_cfg, **kwargs)
 
     def forward(self, feats: Tuple[Tensor]) -> Tensor:
         """Heatmaps ``(B, K, H, W)``: the stock head's output through a sigmoid.
