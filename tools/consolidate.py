@@ -58,6 +58,14 @@ def parse_args(argv=None):
                         'that source, tuning only the classes it does not annotate, where '
                         'the pseudo boxes go (a class tuned on several: the highest)')
     parser.add_argument('--target-precision', type=float, default=0.9)
+    parser.add_argument('--calibrate-boxes', action='store_true',
+                        help='with --tune-on: also fit each class\'s median box correction '
+                        '(centre shift, log size ratio) from its confident predictions to the '
+                        'objects they match there, and apply it to its pseudo boxes (a model '
+                        'that never saw a class boxed on a source\'s look draws its boxes '
+                        'there with a systematic bias)')
+    parser.add_argument('--min-calibration-pairs', type=int, default=10,
+                        help='fewer matched boxes than this: no correction for the class')
     parser.add_argument('--review-top', type=int, default=48, help='crops in review.png')
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -105,6 +113,8 @@ def _run(args, error) -> int:
         raise error('give the trained checkpoint (or --predictions from tools/test.py --out)')
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
         raise error(f'checkpoint {args.checkpoint!r} does not exist')
+    if args.calibrate_boxes and not args.tune_on:
+        raise error('--calibrate-boxes fits on fully labelled images: give --tune-on')
     thresholds = _thresholds(args, error)
     try:
         cfg = Config.fromfile(args.config)
@@ -134,11 +144,11 @@ def _run(args, error) -> int:
         if not classes:
             raise error('the dataset declares no unified classes: give every source '
                         'metainfo=dict(classes=...)')
-        tuned = _tune(args, cfg, model, dataset, classes, thresholds, error)
+        tuned, calibration = _tune(args, cfg, model, dataset, classes, thresholds, error)
     own = own_unified_classes(dataset)
     sources = [dict(s, own=own[s['name']]) for s in source_files(dataset)]
     summary = run_consolidation(sources, classes, preds, thresholds, args.out_dir,
-                                args.review_top, tuned)
+                                args.review_top, tuned, calibration)
     for name, s in summary['sources'].items():
         counts = ', '.join(f'{k} {v}' for k, v in s.items() if isinstance(v, int))
         print(f'[consolidate] {name}: {counts} -> {s["file"]}')
@@ -147,20 +157,25 @@ def _run(args, error) -> int:
 
 
 def _tune(args, cfg, model, dataset, classes, thresholds, error):
-    """--tune-on: per-class high thresholds from fully labelled splits (or None)."""
+    """--tune-on: per-class high thresholds from fully labelled splits (or None), and with
+    --calibrate-boxes each class's box correction (or None)."""
     if not args.tune_on:
-        return None
+        return None, None
+    from mtl_plugin.analysis.consolidation_run import tune_from_predictions
     from mtl_plugin.analysis.tool_data import own_unified_classes
     if model is None:
         raise error('--tune-on runs the model: give the checkpoint')
     own = {name: set(m.values()) for name, m in own_unified_classes(dataset).items()}
     found = {name: [] for name in classes}
+    splits = []  # (source, labelled file, predictions) of each --tune-on item
     for item in args.tune_on:
         source, spec = item.split('=', 1) if '=' in item.split(':', 1)[0] else ('', item)
         if source and source not in own:
             raise error(f'--tune-on {item!r}: no source {source!r} (sources: {sorted(own)})')
-        tuned = _tune_one(args, cfg, model, spec, classes, error)
-        for name, value in tuned.items():
+        ann, preds = _predict_labelled(args, cfg, model, spec, classes, error)
+        splits.append((source, ann, preds))
+        for name, value in tune_from_predictions(ann, classes, preds,
+                                                 args.target_precision).items():
             if name not in own.get(source, ()):
                 found[name].append(value)
     tuned = {}  # the highest threshold a class got; None: none reached the precision
@@ -172,12 +187,36 @@ def _tune(args, cfg, model, dataset, classes, thresholds, error):
             thresholds.high[name] = value
             thresholds.low[name] = min(thresholds.low.get(name, args.low), value)
     print(f'[consolidate] tuned high thresholds: {tuned}')
-    return tuned
+    calibration = _calibrate(args, splits, classes, own, thresholds) \
+        if args.calibrate_boxes else None
+    return tuned, calibration
 
 
-def _tune_one(args, cfg, model, spec, classes, error):
-    """Tuned high thresholds of every class on one fully labelled ``ANN_JSON:IMG_DIR``."""
-    from mtl_plugin.analysis.consolidation_run import predict_dataset, tune_from_predictions
+def _calibrate(args, splits, classes, own, thresholds):
+    """Each class's box correction, fitted on the --tune-on images of the sources that do
+    not annotate it (where its pseudo boxes go), above its final high threshold."""
+    import json
+    import numpy as np
+    from mtl_plugin.analysis.consolidation import box_pairs, fit_box_calibration
+    pairs = {name: [] for name in classes}
+    for source, ann, preds in splits:
+        with open(ann) as f:
+            coco = json.load(f)
+        by_image = {img_id: p for (_, img_id), p in preds.items()}
+        high = {c: thresholds.get(c)[1] for c in classes if c not in own.get(source, ())}
+        for name, got in box_pairs(coco, classes, by_image, high).items():
+            pairs[name].append(got)
+    joined = {name: (np.concatenate([g[0] for g in got]), np.concatenate([g[1] for g in got]))
+              for name, got in pairs.items() if got}
+    calibration = fit_box_calibration(joined, args.min_calibration_pairs)
+    print('[consolidate] box calibration [dx, dy, dw, dh] (pairs): ' + ', '.join(
+        f'{c}: {v} ({len(joined[c][0])})' for c, v in calibration.items()))
+    return calibration
+
+
+def _predict_labelled(args, cfg, model, spec, classes, error):
+    """The model's predictions on one fully labelled ``ANN_JSON:IMG_DIR``: (file, preds)."""
+    from mtl_plugin.analysis.consolidation_run import predict_dataset
     from mtl_plugin.analysis.tool_data import ToolDataError, build_tool_dataset, tool_dataset_cfg
     ann, _, img_dir = spec.partition(':')
     if not osp.isfile(ann):
@@ -196,8 +235,7 @@ def _tune_one(args, cfg, model, spec, classes, error):
         tune_set = build_tool_dataset(tune_cfg, 'test')
     except ToolDataError as e:
         raise error(f'--tune-on: {e}')
-    return tune_from_predictions(ann, classes, predict_dataset(
-        model, tune_set, args.batch_size, cfg), args.target_precision)
+    return ann, predict_dataset(model, tune_set, args.batch_size, cfg)
 
 
 if __name__ == '__main__':

@@ -62,6 +62,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--target-precision', type=float, default=0.8)
     parser.add_argument('--high', type=float, default=0.5, help='untuned high threshold')
     parser.add_argument('--low', type=float, default=0.2, help='ignore regions above this')
+    parser.add_argument('--calibrate-boxes', action='store_true',
+                        help='with --held-out: correct each class\'s pseudo boxes by its median '
+                        'box offset to the held-out objects (tools/consolidate.py '
+                        '--calibrate-boxes)')
     parser.add_argument('--cfg-options', nargs='+', default=[], metavar='KEY=VALUE',
                         help='passed to every tools/train.py run')
     parser.add_argument('--resume', action='store_true',
@@ -71,7 +75,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 # the settings a resumed loop must share with the run it continues (--rounds may grow)
 RESUME_KEYS = ('teacher', 'student', 'held_out', 'target_precision', 'high', 'low',
-               'cfg_options')
+               'calibrate_boxes', 'cfg_options')
 
 
 def check_resume(args: argparse.Namespace) -> Optional[str]:
@@ -84,7 +88,8 @@ def check_resume(args: argparse.Namespace) -> Optional[str]:
     for key in RESUME_KEYS:
         now = osp.abspath(getattr(args, key)) if key in ('teacher', 'student') else \
             getattr(args, key)
-        was = osp.abspath(before[key]) if key in ('teacher', 'student') else before[key]
+        was = osp.abspath(before[key]) if key in ('teacher', 'student') else \
+            before.get(key, False if key == 'calibrate_boxes' else None)  # older loops
         if now != was:
             return (f'--resume: {key} is {now!r} but the loop in {args.work_dir} ran with '
                     f'{was!r}; give the same settings, or a new --work-dir')
@@ -102,6 +107,8 @@ def check_args(args: argparse.Namespace) -> Optional[str]:
         return f'--target-precision must be in (0, 1], but got {args.target_precision}'
     if not 0 <= args.low <= args.high <= 1:
         return f'need 0 <= --low <= --high <= 1, but got {args.low}, {args.high}'
+    if args.calibrate_boxes and not args.held_out:
+        return '--calibrate-boxes fits on fully labelled images: give --held-out'
     named = [_source_of(item)[0] != '' for item in args.held_out]
     if any(named) and not all(named):
         return '--held-out: give SOURCE= on every item or on none'
@@ -197,6 +204,8 @@ def consolidate(config: str, checkpoint: str, out_dir: str, args: argparse.Names
            '--target-precision', str(args.target_precision)]
     if held_out:
         cmd += ['--tune-on', *held_out]
+    if args.calibrate_boxes:
+        cmd.append('--calibrate-boxes')
     run(cmd, osp.join(out_dir, 'consolidate.log'))
     with open(osp.join(out_dir, 'summary.json')) as f:
         return json.load(f)
@@ -292,7 +301,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         checkpoint = train(config, folder, args.cfg_options, args.resume)
         rounds.append(dict(round=k, config=config, checkpoint=checkpoint,
                            consolidated=osp.join(folder, 'consolidated'),
-                           tuned=summary.get('tuned'), masked=masked,
+                           tuned=summary.get('tuned'),
+                           box_calibration=summary.get('box_calibration'), masked=masked,
                            sources=summary.get('sources')))
         write_loop(args, rounds)
     print(f'[loop] {args.rounds} round(s); last model {checkpoint}; '

@@ -33,7 +33,8 @@ import numpy as np
 from mmdet.evaluation.functional import bbox_overlaps
 
 __all__ = ['ConsolidationError', 'Thresholds', 'box_iou', 'consolidate_source',
-           'tune_thresholds', 'cleanlab_image_scores', 'xywh_to_xyxy']
+           'tune_thresholds', 'cleanlab_image_scores', 'xywh_to_xyxy', 'box_pairs',
+           'fit_box_calibration', 'calibrated_boxes']
 
 #: predictions of one image: ``bboxes`` (N, 4) xyxy, ``scores`` (N,), ``labels`` (N,) int
 #: indices into the unified class list
@@ -121,7 +122,8 @@ def _remapped(coco: dict, classes: Sequence[str], cat_to_cls: Mapping[int, int])
 
 def consolidate_source(coco: dict, classes: Sequence[str], preds: Mapping[int, Pred],
                        thresholds: Thresholds, source: str = '', dup_iou: float = 0.7,
-                       match_iou: float = 0.5, own: Optional[Mapping[str, str]] = None
+                       match_iou: float = 0.5, own: Optional[Mapping[str, str]] = None,
+                       calibration: Optional[Mapping[str, Optional[Sequence[float]]]] = None
                        ) -> Tuple[dict, List[dict]]:
     """New COCO dict of one source over all ``classes``, and its review rows.
 
@@ -137,6 +139,10 @@ def consolidate_source(coco: dict, classes: Sequence[str], preds: Mapping[int, P
         own (Mapping[str, str], optional): The classes the source annotates (its
             ``metainfo.classes``: local -> unified name); annotations of other categories
             are left out, as in training. Defaults to every category of the file.
+        calibration (Mapping, optional): Class -> box correction
+            (:func:`fit_box_calibration`), applied to the predictions of the classes the
+            source does not annotate (the pseudo boxes and ignore regions) before anything
+            else; the flags on its own classes use the predictions as they are.
 
     Returns:
         tuple[dict, list[dict]]: The consolidated COCO dict and the review rows
@@ -147,6 +153,8 @@ def consolidate_source(coco: dict, classes: Sequence[str], preds: Mapping[int, P
     out = _remapped(coco, classes, cat_to_cls)
     next_id = max([a['id'] for a in coco['annotations']], default=0) + 1
     rows: List[dict] = []
+    shapes = {im['id']: (im['height'], im['width']) for im in coco['images']
+              if 'height' in im and 'width' in im}
     for image_id, anns in per_image.items():
         pred = preds.get(image_id)
         if pred is None:
@@ -156,6 +164,11 @@ def consolidate_source(coco: dict, classes: Sequence[str], preds: Mapping[int, P
         boxes = np.asarray(pred['bboxes'], np.float32).reshape(-1, 4)
         scores = np.asarray(pred['scores'], np.float32).reshape(-1)
         labels = np.asarray(pred['labels'], np.int64).reshape(-1)
+        if calibration:
+            other = ~np.isin(labels, own)
+            boxes = boxes.copy()
+            boxes[other] = calibrated_boxes(boxes[other], labels[other], classes, calibration,
+                                            shapes.get(image_id))
         iou = box_iou(boxes, gt_box)  # (P, G)
         kept = np.zeros((0, 4), np.float32)  # boxes added so far (pseudo and ignore)
         for p in np.argsort(-scores, kind='stable'):
@@ -246,6 +259,36 @@ def cleanlab_image_scores(coco: dict, classes: Sequence[str], preds: Mapping[int
     return {i: round(float(s), 4) for i, s in zip(ids, scores)}
 
 
+def _matches(coco_full: dict, classes: Sequence[str], preds: Mapping[int, Pred],
+             match_iou: float) -> List[Tuple[int, float, np.ndarray, Optional[np.ndarray]]]:
+    """Every prediction on a fully labelled split as ``(class, score, box, matched GT box
+    or None)``: one-to-one matches at ``match_iou``, highest score first, as COCO matches
+    (crowd boxes are not objects)."""
+    cat_to_cls, per_image = _index(coco_full, classes)
+    out = []
+    for image_id, anns in per_image.items():
+        pred = preds.get(image_id)
+        if pred is None:
+            continue
+        objects = [a for a in anns if not a.get('iscrowd', 0)]
+        gt_box = xywh_to_xyxy([a['bbox'] for a in objects])
+        gt_cls = np.array([cat_to_cls[a['category_id']] for a in objects], np.int64)
+        boxes = np.asarray(pred['bboxes'], np.float32).reshape(-1, 4)
+        scores = np.asarray(pred['scores'], np.float32).reshape(-1)
+        labels = np.asarray(pred['labels'], np.int64).reshape(-1)
+        iou = box_iou(boxes, gt_box)
+        taken = np.zeros(len(gt_box), bool)
+        for p in np.argsort(-scores, kind='stable'):
+            ok = (gt_cls == labels[p]) & ~taken & (iou[p] >= match_iou if len(gt_box) else False)
+            match = None
+            if ok.any():
+                g = np.flatnonzero(ok)[np.argmax(iou[p][ok])]
+                taken[g] = True
+                match = gt_box[g]
+            out.append((int(labels[p]), float(scores[p]), boxes[p], match))
+    return out
+
+
 def tune_thresholds(coco_full: dict, classes: Sequence[str], preds: Mapping[int, Pred],
                     target_precision: float = 0.9, match_iou: float = 0.5,
                     candidates: Optional[Sequence[float]] = None) -> Dict[str, Optional[float]]:
@@ -257,30 +300,90 @@ def tune_thresholds(coco_full: dict, classes: Sequence[str], preds: Mapping[int,
         raise ConsolidationError(f'target_precision must be in (0, 1], but got '
                                  f'{target_precision!r}')
     candidates = np.round(np.arange(0.05, 1.0, 0.05), 2) if candidates is None else candidates
-    cat_to_cls, per_image = _index(coco_full, classes)
-    tp_scores: Dict[int, List[Tuple[float, bool]]] = {c: [] for c in range(len(classes))}
-    for image_id, anns in per_image.items():
-        pred = preds.get(image_id)
-        if pred is None:
-            continue
-        gt_box = xywh_to_xyxy([a['bbox'] for a in anns if not a.get('iscrowd', 0)])
-        gt_cls = np.array([cat_to_cls[a['category_id']] for a in anns
-                           if not a.get('iscrowd', 0)], np.int64)
-        boxes = np.asarray(pred['bboxes'], np.float32).reshape(-1, 4)
-        scores = np.asarray(pred['scores'], np.float32).reshape(-1)
-        labels = np.asarray(pred['labels'], np.int64).reshape(-1)
-        iou = box_iou(boxes, gt_box)
-        taken = np.zeros(len(gt_box), bool)
-        for p in np.argsort(-scores, kind='stable'):
-            ok = (gt_cls == labels[p]) & ~taken & (iou[p] >= match_iou if len(gt_box) else False)
-            hit = bool(ok.any())
-            if hit:
-                taken[np.flatnonzero(ok)[np.argmax(iou[p][ok])]] = True
-            tp_scores[int(labels[p])].append((float(scores[p]), hit))
+    matches = _matches(coco_full, classes, preds, match_iou)
     out: Dict[str, Optional[float]] = {}
     for c, name in enumerate(classes):
-        s = np.array([x[0] for x in tp_scores[c]], np.float32)
-        hit = np.array([x[1] for x in tp_scores[c]], bool)
+        s = np.array([m[1] for m in matches if m[0] == c], np.float32)
+        hit = np.array([m[3] is not None for m in matches if m[0] == c], bool)
         out[name] = next((float(t) for t in sorted(candidates)
                           if (s >= t).any() and hit[s >= t].mean() >= target_precision), None)
+    return out
+
+
+def box_pairs(coco_full: dict, classes: Sequence[str], preds: Mapping[int, Pred],
+              high: Mapping[str, float], match_iou: float = 0.5
+              ) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+    """Per class in ``high``: its predictions with ``score >= high[class]`` that match an
+    object on a fully labelled split, and those objects' boxes, ``((N, 4), (N, 4))`` xyxy:
+    what :func:`fit_box_calibration` learns from."""
+    unknown = sorted(set(high) - set(classes))
+    if unknown:
+        raise ConsolidationError(f'box_pairs: classes {unknown} are not in the unified '
+                                 f'classes {list(classes)}')
+    matches = _matches(coco_full, classes, preds, match_iou)
+    out = {}
+    for name, thr in high.items():
+        c = list(classes).index(name)
+        got = [(m[2], m[3]) for m in matches if m[0] == c and m[1] >= thr and m[3] is not None]
+        out[name] = (np.array([g[0] for g in got], np.float32).reshape(-1, 4),
+                     np.array([g[1] for g in got], np.float32).reshape(-1, 4))
+    return out
+
+
+def fit_box_calibration(pairs: Mapping[str, Tuple[np.ndarray, np.ndarray]],
+                        min_pairs: int = 10) -> Dict[str, Optional[List[float]]]:
+    """Per class, the median box correction from confident predictions to the objects they
+    match, as mmdet's ``DeltaXYWHBBoxCoder`` deltas ``[dx, dy, dw, dh]`` (centre shift in
+    box widths / heights, log size ratio): a model whose boxes are systematically too small
+    on a look it never saw boxed (the other source's classes) passes that bias on to every
+    pseudo box; :func:`consolidate_source` applies the correction. The median resists the
+    odd bad match.
+
+    Args:
+        pairs (Mapping[str, tuple]): Class -> (predicted boxes, matched object boxes), xyxy,
+            e.g. from :func:`box_pairs`.
+        min_pairs (int): Fewer pairs than this: no correction for the class (None).
+
+    Returns:
+        dict: Class -> ``[dx, dy, dw, dh]`` (rounded to 4 decimals) or None.
+    """
+    import torch
+    from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
+    if min_pairs < 1:
+        raise ConsolidationError(f'min_pairs must be >= 1, but got {min_pairs!r}')
+    coder = DeltaXYWHBBoxCoder()
+    out: Dict[str, Optional[List[float]]] = {}
+    for name, (pred, gt) in pairs.items():
+        if len(pred) != len(gt):
+            raise ConsolidationError(f'class {name!r}: {len(pred)} predicted boxes but '
+                                     f'{len(gt)} matched objects')
+        if len(pred) < min_pairs:
+            out[name] = None
+            continue
+        deltas = coder.encode(torch.as_tensor(pred), torch.as_tensor(gt))
+        out[name] = [round(float(v), 4) for v in deltas.median(dim=0).values]
+    return out
+
+
+def calibrated_boxes(boxes: np.ndarray, labels: np.ndarray, classes: Sequence[str],
+                     calibration: Mapping[str, Optional[Sequence[float]]],
+                     shape: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """``boxes`` (xyxy) with each class's correction from :func:`fit_box_calibration`
+    applied (classes without one unchanged), clipped to ``shape`` (h, w) if given."""
+    import torch
+    from mmdet.models.task_modules.coders import DeltaXYWHBBoxCoder
+    unknown = sorted(set(calibration) - set(classes))
+    if unknown:
+        raise ConsolidationError(f'box calibration of classes {unknown}, which are not in '
+                                 f'the unified classes {list(classes)}')
+    out = np.array(boxes, np.float32).reshape(-1, 4)
+    coder = DeltaXYWHBBoxCoder()
+    for name, delta in calibration.items():
+        sel = labels == list(classes).index(name)
+        if delta is None or not sel.any():
+            continue
+        fixed = coder.decode(torch.as_tensor(out[sel]),
+                             torch.as_tensor(delta, dtype=torch.float32).expand(
+                                 int(sel.sum()), 4), max_shape=shape)
+        out[sel] = fixed.numpy()
     return out

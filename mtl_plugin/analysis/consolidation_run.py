@@ -124,7 +124,8 @@ REVIEW_ORDER = ('label_mismatch', 'possibly_missing_label', 'missing_detection',
 
 def run_consolidation(sources: Sequence[dict], classes: Sequence[str], preds: Predictions,
                       thresholds: Thresholds, out_dir: str, review_top: int = 48,
-                      tuned: Optional[dict] = None) -> dict:
+                      tuned: Optional[dict] = None,
+                      calibration: Optional[dict] = None) -> dict:
     """Consolidate every source and write the files and the review report.
 
     Args:
@@ -141,6 +142,9 @@ def run_consolidation(sources: Sequence[dict], classes: Sequence[str], preds: Pr
             and stale files under a summary.
         review_top (int): Crops in the PNG. Defaults to 48.
         tuned (dict, optional): Tuned thresholds, recorded in the summary.
+        calibration (dict, optional): Class -> box correction of its pseudo boxes
+            (:func:`~mtl_plugin.analysis.consolidation.fit_box_calibration`), applied and
+            recorded in the summary.
 
     Returns:
         dict: The summary (counts per source and kind, paths, thresholds; ``gt``: the
@@ -150,7 +154,7 @@ def run_consolidation(sources: Sequence[dict], classes: Sequence[str], preds: Pr
     staging = tempfile.mkdtemp(dir=out_dir, prefix='.staging-')
     try:
         summary = _consolidate_all(sources, classes, preds, thresholds, staging, review_top,
-                                   tuned)
+                                   tuned, calibration)
         _publish(staging, out_dir, summary)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -171,13 +175,14 @@ def _publish(staging: str, out_dir: str, summary: dict) -> None:
 
 def _consolidate_all(sources: Sequence[dict], classes: Sequence[str], preds: Predictions,
                      thresholds: Thresholds, out_dir: str, review_top: int,
-                     tuned: Optional[dict]) -> dict:
+                     tuned: Optional[dict], calibration: Optional[dict]) -> dict:
     """Write every output but ``summary.json`` into ``out_dir``; return the summary."""
     rows_all: List[dict] = []
     images: Dict[Tuple[str, int], str] = {}
     summary = dict(classes=list(classes), thresholds=dict(
         default_high=thresholds.default_high, default_low=thresholds.default_low,
-        high=thresholds.high, low=thresholds.low), tuned=tuned, sources={})
+        high=thresholds.high, low=thresholds.low), tuned=tuned,
+        box_calibration=calibration, sources={})
     for src in sources:
         try:
             with open(src['ann_file']) as f:
@@ -195,7 +200,7 @@ def _consolidate_all(sources: Sequence[dict], classes: Sequence[str], preds: Pre
             raise ConsolidationError(f"the predictions do not match {src['ann_file']!r}: no "
                                      'image id in common')
         new, rows = consolidate_source(coco, classes, mine, thresholds, src['name'],
-                                       own=src.get('own'))
+                                       own=src.get('own'), calibration=calibration)
         quality = cleanlab_image_scores(coco, classes, mine, src.get('own'))
         for r in rows:
             r['cleanlab_image_score'] = quality.get(r['image_id'])

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from conftest import PYTHON, REPO, run_tool
-from mtl_plugin.analysis.consolidation import (ConsolidationError, Thresholds,
-                                               consolidate_source, tune_thresholds,
+from mtl_plugin.analysis.consolidation import (ConsolidationError, Thresholds, box_pairs,
+                                               calibrated_boxes, consolidate_source,
+                                               fit_box_calibration, tune_thresholds,
                                                xywh_to_xyxy)
 from mtl_plugin.analysis.label_noise import inject_label_noise
 
@@ -126,6 +127,54 @@ def test_tune_thresholds_hand_case():
         Thresholds(0.3, 0.8)
 
 
+def _biased(preds, scale=0.8, shift=0.05):
+    """``preds`` with every box shrunk to ``scale`` of its size and its centre moved right
+    by ``shift`` of the object's width: a model's systematic box bias."""
+    out = {}
+    for k, p in preds.items():
+        b = np.asarray(p['bboxes'], np.float32)
+        c, wh = (b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]
+        c = c + np.stack([shift * wh[:, 0], np.zeros(len(b))], 1)
+        out[k] = dict(p, bboxes=np.concatenate([c - scale * wh / 2, c + scale * wh / 2],
+                                               1).astype(np.float32))
+    return out
+
+
+def test_box_calibration_undoes_a_systematic_bias(synthetic_root):
+    val, part, full = (_load(synthetic_root, k) for k in ('person_val_full', 'person_train',
+                                                          'person_train_full'))
+    pairs = box_pairs(val, CLASSES, _biased(_oracle(val)), dict(cat=0.9, bird=0.99))
+    assert len(pairs['cat'][0]) == sum(a['category_id'] == 2 for a in val['annotations'])
+    assert len(pairs['bird'][0]) == 0  # every prediction scores 0.95 < 0.99
+    fitted = fit_box_calibration(pairs, min_pairs=1)
+    # DeltaXYWH from the biased box to the object: dx = -0.05 / 0.8, dw = dh = log(1 / 0.8)
+    assert fitted['cat'] == pytest.approx([-0.0625, 0.0, 0.2231, 0.2231], abs=1e-4)
+    assert fitted['bird'] is None
+    assert fit_box_calibration(pairs, min_pairs=10 ** 6)['cat'] is None
+    # consolidation with the fitted correction puts the pseudo boxes back on the objects
+    biased = _biased(_oracle(full))
+    hidden = sorted((a['image_id'], a['category_id'], *a['bbox'])
+                    for a in full['annotations'] if a['hidden'])
+    for calibration, err in ((None, 0.05 * 10), (fitted, 0.01)):
+        new, _ = consolidate_source(part, CLASSES, biased, Thresholds(0.8, 0.3), 'person',
+                                    calibration=calibration)
+        pseudo = sorted((a['image_id'], a['category_id'], *a['bbox'])
+                        for a in new['annotations'] if a.get('pseudo'))
+        cats = [(h, p) for h, p in zip(hidden, pseudo) if h[1] == 2]
+        assert len(pseudo) == len(hidden) and cats
+        worst = max(abs(x - y) for h, p in cats for x, y in zip(h[2:], p[2:]))
+        assert worst < err if calibration else worst > 0.5  # the bias is gone / was there
+    b = _biased(_oracle(full))[full['images'][0]['id']]
+    assert np.array_equal(calibrated_boxes(b['bboxes'], b['labels'], CLASSES, {}),
+                          b['bboxes'])  # no correction: unchanged
+    with pytest.raises(ConsolidationError, match=r"classes \['dog'\]"):
+        calibrated_boxes(b['bboxes'], b['labels'], CLASSES, dict(dog=[0, 0, 0, 0]))
+    with pytest.raises(ConsolidationError, match="class 'cat': 2 predicted boxes but 1"):
+        fit_box_calibration(dict(cat=(np.zeros((2, 4)), np.zeros((1, 4)))))
+    with pytest.raises(ConsolidationError, match='min_pairs'):
+        fit_box_calibration(pairs, min_pairs=0)
+
+
 def _hashes(root):
     return {f: hashlib.sha256(open(f, 'rb').read()).hexdigest()
             for f in glob.glob(osp.join(root, '**', '*'), recursive=True) if osp.isfile(f)}
@@ -205,7 +254,8 @@ def test_cli_model_path_and_errors(synthetic_root, tmp_path):
                       ([str(bad_cfg), str(ckpt)], f'config {str(bad_cfg)!r} cannot be read'),
                       ([DEMO], 'give the trained checkpoint'),
                       ([str(nogroups), str(ckpt)], 'the config has no groups'),
-                      ([DEMO, str(ckpt), '--thr', 'person=0.9'], '--thr wants')]:
+                      ([DEMO, str(ckpt), '--thr', 'person=0.9'], '--thr wants'),
+                      ([DEMO, str(ckpt), '--calibrate-boxes'], 'give --tune-on')]:
         proc = subprocess.run([PYTHON, TOOL, *args, '--out-dir', str(out)], cwd=REPO,
                               capture_output=True, text=True)
         assert proc.returncode == 2, proc.stderr

@@ -26,6 +26,7 @@ def _json(path):
     (['--low', '0.6', '--high', '0.5'], 'need 0 <= --low <= --high <= 1'),
     (['--held-out', 'nowhere.json:nowhere'], '--held-out wants ANN_JSON:IMG_DIR'),
     (['--target-precision', '0'], '--target-precision must be in (0, 1]'),
+    (['--calibrate-boxes'], '--calibrate-boxes fits on fully labelled images: give --held-out'),
     (['--held-out', f'person={REPO}/README.md:{REPO}', f'{REPO}/README.md:{REPO}'],
      'give SOURCE= on every item or on none')])
 def test_bad_arguments_stop_before_any_training(tmp_path, capsys, extra, message):
@@ -65,12 +66,14 @@ def test_one_round_consolidates_the_original_files_and_retrains_on_them(syntheti
             for s in ('person', 'animal')]
     run_tool([PYTHON, osp.join(REPO, 'tools/consolidate_loop.py'), osp.join(REPO, TEACHER),
               osp.join(REPO, STUDENT), '--work-dir', 'loop', '--rounds', '1', '--held-out',
-              *held, '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=5'],
-             cwd=str(tmp_path))
+              *held, '--calibrate-boxes', '--cfg-options', 'train_cfg.max_epochs=1',
+              'train_cfg.val_interval=5'], cwd=str(tmp_path))
     loop = _json(tmp_path / 'loop/loop.json')
     assert [r['round'] for r in loop['rounds']] == [0, 1]
     assert all(osp.isfile(r['checkpoint']) for r in loop['rounds'])
     assert set(loop['rounds'][1]['tuned']) == {'person', 'cat', 'bird'}
+    # one correction (or None: too few confident matches) per class, recorded
+    assert set(loop['rounds'][1]['box_calibration']) == {'person', 'cat', 'bird'}
     student = open(loop['rounds'][1]['config']).read()
     for source in ('person', 'animal'):
         path = osp.join(loop['rounds'][1]['consolidated'], f'{source}_consolidated.json')
