@@ -9,7 +9,7 @@ import platform
 import statistics
 import subprocess
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -159,6 +159,33 @@ def run_seeds(study: Callable[[int], Any], seeds: Sequence[int],
     return result
 
 
+def merge_seed_parts(paths: Sequence[str]) -> Tuple[List[int], List[Any]]:
+    """The seeds and per-seed results of several partial runs of one study, in seed order.
+
+    Args:
+        paths (Sequence[str]): Results JSON files with ``seeds`` and ``per_seed``.
+
+    Returns:
+        tuple: ``(seeds, per_seed)``.
+
+    Raises:
+        ValueError: No seed in the files, or a seed found in two files.
+    """
+    found: Dict[int, Any] = {}
+    for path in paths:
+        with open(path) as f:
+            run = json.load(f)
+        for seed, result in zip(run['seeds'], run['per_seed']):
+            if seed in found:
+                raise ValueError(f'combine_seed_runs: seed {seed} is in two files (the '
+                                 f'second: {path}); give each seed once')
+            found[seed] = result
+    if not found:
+        raise ValueError('combine_seed_runs: no seed in the files; give at least one run')
+    seeds = sorted(found)
+    return seeds, [found[s] for s in seeds]
+
+
 def combine_seed_runs(paths: Sequence[str]) -> dict:
     """Merge the seeds of several partial runs of one study into one :func:`run_seeds`
     result (e.g. one process per core, each run with its own ``--seeds``).
@@ -173,19 +200,7 @@ def combine_seed_runs(paths: Sequence[str]) -> dict:
     Raises:
         ValueError: No file, or a seed found in two files.
     """
-    found: Dict[int, Any] = {}
-    for path in paths:
-        with open(path) as f:
-            run = json.load(f)
-        for seed, result in zip(run['seeds'], run['per_seed']):
-            if seed in found:
-                raise ValueError(f'combine_seed_runs: seed {seed} is in two files (the '
-                                 f'second: {path}); give each seed once')
-            found[seed] = result
-    if not found:
-        raise ValueError('combine_seed_runs: no seed in the files; give at least one run')
-    seeds = sorted(found)
-    per_seed = [found[s] for s in seeds]
+    seeds, per_seed = merge_seed_parts(paths)
     return dict(seeds=seeds, per_seed=per_seed, stats=aggregate(per_seed))
 
 

@@ -19,6 +19,8 @@ the other source's images. The data is generated once (fixed); the seeds vary tr
 Usage:
     python benchmarks/consolidation_loop.py                       # 3 seeds, shifted look
     python benchmarks/consolidation_loop.py --seeds 0 --rounds 1 --epochs 1   # smoke
+    python benchmarks/consolidation_loop.py --seeds 1 --out part1.json   # one core each,
+    python benchmarks/consolidation_loop.py --combine part0.json part1.json   # then merge
 """
 import argparse
 import json
@@ -33,7 +35,7 @@ import numpy as np
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
-from common import print_table, save  # noqa: E402
+from common import merge_seed_parts, print_table, save  # noqa: E402
 
 CLASSES = ('person', 'cat', 'bird')
 OWN = dict(person=('person', ), animal=('cat', 'bird'))
@@ -66,6 +68,7 @@ def run_loop(work: str, seed: int, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, osp.join(REPO, 'tools/consolidate_loop.py'), TEACHER, STUDENT,
            '--work-dir', 'loop', '--rounds', str(args.rounds), '--held-out', *held,
            '--target-precision', str(args.target_precision),
+           *(['--calibrate-boxes'] if args.calibrate_boxes else []),
            '--cfg-options', *options(seed, args.epochs)]
     subprocess.run(cmd, cwd=work, check=True)
     with open(osp.join(work, 'loop/loop.json')) as f:
@@ -234,6 +237,30 @@ def report(agg: dict) -> None:
                 rows, ['round', 'cls', 'precision', 'recall', 'pseudo', 'hidden'])
 
 
+def combine(paths: list, out: str, parser: argparse.ArgumentParser) -> None:
+    """``--combine``: one result from parts run as separate processes (one per core)."""
+    parts = []
+    for path in paths:
+        with open(path) as f:
+            parts.append(json.load(f))
+    own = {'seeds', 'out', 'work', 'combine', 'reuse_references'}  # may differ between parts
+    first = {k: v for k, v in parts[0]['settings'].items() if k not in own}
+    for path, part in zip(paths[1:], parts[1:]):
+        diff = sorted(k for k, v in part['settings'].items() if k not in own and
+                      first.get(k) != v)
+        if diff:
+            parser.error(f'{path} ran with other settings than {paths[0]}: {diff}')
+    seeds, per_seed = merge_seed_parts(paths)
+    agg = aggregate(per_seed)
+    rounds = parts[0]['settings']['rounds']
+    save(out, dict(settings=dict(parts[0]['settings'], seeds=seeds, combined=list(paths)),
+                   seeds=seeds, per_seed=per_seed, **agg, goals=goals(agg, rounds),
+                   budget=parts[0]['budget'],
+                   minutes=round(sum(p['minutes'] for p in parts), 1)))
+    report(agg)
+    print(json.dumps(goals(agg, rounds), indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
@@ -247,7 +274,15 @@ def main() -> None:
                                                   'benchmarks/results/consolidation_loop.json'))
     parser.add_argument('--reuse-references', action='store_true',
                         help='keep reference models already trained in --work (same seed)')
+    parser.add_argument('--calibrate-boxes', action=argparse.BooleanOptionalAction,
+                        default=True, help='the loop\'s --calibrate-boxes (pseudo boxes '
+                        'corrected by their median offset on the held-out images)')
+    parser.add_argument('--combine', nargs='+', default=None, metavar='JSON',
+                        help='merge the seeds of runs made as separate processes (same '
+                        'settings, other --seeds) into --out, and report')
     args = parser.parse_args()
+    if args.combine:
+        return combine(args.combine, args.out, parser)
     global REUSE
     REUSE = args.reuse_references
     root = osp.join(args.work, f'data_{args.look}')
@@ -257,8 +292,8 @@ def main() -> None:
         per_seed.append(one_seed(root, osp.join(args.work, f'{args.look}_seed{seed}'), seed,
                                  args))
         agg = aggregate(per_seed)
-        save(args.out, dict(settings=vars(args), per_seed=per_seed, **agg,
-                            goals=goals(agg, args.rounds),
+        save(args.out, dict(settings=vars(args), seeds=args.seeds[:len(per_seed)],
+                            per_seed=per_seed, **agg, goals=goals(agg, args.rounds),
                             budget=f'every model: {args.epochs} epochs over '
                             f'{2 * args.num_train} images, batch 8; the loop trains '
                             f'{args.rounds + 1} models in all', minutes=round(

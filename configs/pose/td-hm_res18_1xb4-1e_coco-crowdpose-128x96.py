@@ -5,6 +5,8 @@ _base_ = [
     '../_base_/models/td-hm_res18.py', '../_base_/schedules/adam_1e.py',
     '../_base_/runtime/pose_runtime.py'
 ]
+data_mode = 'topdown'  # read by MMPoseInferencer
+dataset_type = 'MultiSourceDataset'  # MMPoseInferencer: no stock detector by default
 data_root = '../shared/data/real/'
 codec = dict(type='MSRAHeatmap', input_size=(96, 128), heatmap_size=(24, 32), sigma=2)
 # CrowdPose keypoint i (shoulders .. ankles) is COCO keypoint i + 5
@@ -31,10 +33,11 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=4, num_workers=0, persistent_workers=False, drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(type='MultiSourceDataset', metainfo='coco', datasets=[
-        dict(type='CocoDataset', group_name='coco', data_root=data_root, data_mode='topdown',
-             ann_file='coco/test_coco.json', data_prefix=dict(img='coco/'), test_mode=True,
-             pipeline=__load + __affine + __pack)]))
+    # the pipeline on the MultiSourceDataset: MMPoseInferencer reads it there
+    dataset=dict(type='MultiSourceDataset', metainfo='coco', pipeline=__load + __affine + __pack,
+                 datasets=[dict(type='CocoDataset', group_name='coco', data_root=data_root,
+                                data_mode='topdown', ann_file='coco/test_coco.json',
+                                data_prefix=dict(img='coco/'), test_mode=True)]))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='GroupedMetric', metrics=dict(
     coco=dict(type='CocoMetric', ann_file=data_root + 'coco/test_coco.json')))

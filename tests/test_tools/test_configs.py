@@ -73,6 +73,23 @@ def test_config_builds(path):
         assert 'HeadIsolationHook' not in hooks
 
 
+@pytest.mark.parametrize('path', CONFIGS, ids=_rel)
+def test_the_test_pipeline_is_where_inferencers_read_it(path):
+    """mmdet's DetInferencer / inference_detector and mmpose's MMPoseInferencer build their
+    pipeline from ``test_dataloader.dataset.pipeline``: a MultiSourceDataset whose
+    pipeline sits only on its sources would fail there (found with the focal pose config)."""
+    cfg = Config.fromfile(path)
+    loader = cfg.get('test_dataloader')
+    if not loader or cfg.model.type in ('GroupRoutedEnsemble', 'HierarchicalClassifier'):
+        return  # no mmdet / mmpose inferencer takes these
+    pipeline = loader.dataset.get('pipeline')
+    assert pipeline and isinstance(pipeline, (list, tuple)), _rel(path)
+    if cfg.default_scope == 'mmpose':  # MMPoseInferencer also reads these two
+        from mmpose.registry import DATASETS
+        assert cfg.get('data_mode') == 'topdown', _rel(path)
+        assert DATASETS.get(cfg.get('dataset_type')) is not None, _rel(path)
+
+
 @pytest.mark.parametrize('path', ALL_FILES, ids=_rel)
 def test_at_most_two_base_levels(path):
     levels = _base_levels(path)

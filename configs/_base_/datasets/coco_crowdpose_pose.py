@@ -1,6 +1,8 @@
 # COCO (group 0) + CrowdPose (group 1, its 14 keypoints converted to COCO's 17) person
 # keypoints for top-down models at 128x96, from the small samples in ../shared/data/real;
 # validated on COCO. Used by configs/group_boost/*pose*.
+data_mode = 'topdown'  # read by MMPoseInferencer
+dataset_type = 'MultiSourceDataset'  # MMPoseInferencer: no stock detector by default
 data_root = '../shared/data/real/'
 codec = dict(type='MSRAHeatmap', input_size=(96, 128), heatmap_size=(24, 32), sigma=2)
 crowdpose_to_coco = [(i, i + 5) for i in range(12)]  # shoulders .. ankles
@@ -31,11 +33,15 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=4, num_workers=0, persistent_workers=False, drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(type='MultiSourceDataset', metainfo='coco', datasets=[
-        dict(type='CocoDataset', group_name='coco', group_id=0, data_root=data_root,
-             data_mode='topdown', ann_file='coco/test_coco.json', data_prefix=dict(img='coco/'),
-             test_mode=True, pipeline=__load + __affine + __pack),
-    ]))
+    # the pipeline on the MultiSourceDataset: mmpose's MMPoseInferencer reads it there
+    # (test_dataloader.dataset.pipeline)
+    dataset=dict(type='MultiSourceDataset', metainfo='coco',
+                 pipeline=__load + __affine + __pack, datasets=[
+                     dict(type='CocoDataset', group_name='coco', group_id=0,
+                          data_root=data_root, data_mode='topdown',
+                          ann_file='coco/test_coco.json', data_prefix=dict(img='coco/'),
+                          test_mode=True),
+                 ]))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='GroupedMetric', metrics=dict(
     coco=dict(type='CocoMetric', ann_file=data_root + 'coco/test_coco.json')))

@@ -3,6 +3,8 @@
 # extreme point of its outline), for top-down models at 64x64 (heatmaps 16x16); validated
 # per group (`<group>/coco/AP`, keypoint AP on that group's own val file, GT boxes).
 # Used by configs/group_boost/*_td-hm_res18_synthetic.py (benchmarks/group_boost_pose.py).
+data_mode = 'topdown'  # read by MMPoseInferencer
+dataset_type = 'MultiSourceDataset'  # MMPoseInferencer: no stock detector by default
 data_root = 'data/synthetic/'
 codec = dict(type='MSRAHeatmap', input_size=(64, 64), heatmap_size=(16, 16), sigma=2)
 # mmpose dataset_info of the 4 generator keypoints; right <-> left are the flip pair
