@@ -416,6 +416,35 @@ def run_accuracy(args) -> None:
                 print_accuracy(look, looks[look])
 
 
+def combine_accuracy(paths, out: str) -> None:
+    """``--combine``: the accuracy sections of runs made as separate processes (one per
+    core, each with its own ``--seeds``, the same budget) merged into ``out``."""
+    parts = []
+    for path in paths:
+        with open(path) as f:
+            parts.append(json.load(f)['accuracy'])
+    first = {k: v for k, v in parts[0]['settings'].items() if k != 'torch_threads'}
+    for path, part in zip(paths[1:], parts[1:]):
+        diff = sorted(k for k, v in part['settings'].items()
+                      if k != 'torch_threads' and first.get(k) != v)
+        if diff:
+            raise ValueError(f'--combine: {path} ran with other settings than {paths[0]}: '
+                             f'{diff}')
+    looks = {}
+    for look in sorted({lk for part in parts for lk in part['looks']}):
+        per_seed = {}
+        for path, part in zip(paths, parts):
+            for seed, rows in part['looks'].get(look, {}).get('per_seed', {}).items():
+                if seed in per_seed:
+                    raise ValueError(f'--combine: seed {seed} of look {look!r} is in two '
+                                     f'files (the second: {path}); give each seed once')
+                per_seed[seed] = rows
+        looks[look] = summarise(dict(sorted(per_seed.items(), key=lambda kv: int(kv[0]))))
+        print_accuracy(look, looks[look])
+    save_sections(out, dict(accuracy=dict(settings=dict(parts[0]['settings'],
+                                                        combined=list(paths)), looks=looks)))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--iters', type=int, default=600,
@@ -431,7 +460,12 @@ def main():
     parser.add_argument('--skip-speed', action='store_true')
     parser.add_argument('--skip-accuracy', action='store_true')
     parser.add_argument('--out', default=osp.join(REPO, 'benchmarks/results/multi_head.json'))
+    parser.add_argument('--combine', nargs='+', default=None, metavar='JSON',
+                        help='merge the accuracy seeds of runs made as separate processes '
+                        '(same settings, other --seeds) into --out, and report')
     args = parser.parse_args()
+    if args.combine:
+        return combine_accuracy(args.combine, args.out)
     if not args.skip_speed:
         speed = [bench_speed('retinanet', 320, 4, args.repeats),
                  bench_speed('rtmdet_tiny', 320, 4, args.repeats)]

@@ -249,3 +249,72 @@ def test_group_boost_combine_equals_one_run(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         gb.main()
     assert "e.json ran with other settings than" in capsys.readouterr().err
+
+
+def test_multi_head_combine_equals_one_run(tmp_path, monkeypatch):
+    """multi_head.py --combine: seeds run as separate processes merge into what one run over
+    all of them writes; a seed twice or another budget is refused."""
+    mh = _load('multi_head')
+    monkeypatch.setattr(mh, 'make_data', lambda look, n, work: 'root')
+    monkeypatch.setattr(mh, 'bench_accuracy', lambda look, root, iters, seed, work, methods: {
+        m: dict(bbox_mAP=40.0 + seed + (m == 'partitioned')) for m in methods})
+
+    def run(seeds, out, iters=1200):
+        mh.run_accuracy(SimpleNamespace(seeds=seeds, iters=iters, num_train=400,
+                                        looks=['shifted'], out=str(tmp_path / out),
+                                        methods=['multi_head', 'partitioned'], merge=False))
+        return str(tmp_path / out)
+
+    whole = json.load(open(run([0, 1, 2], 'whole.json')))['accuracy']['looks']
+    parts = [run([2], 'b.json'), run([0, 1], 'a.json')]
+    mh.combine_accuracy(parts, str(tmp_path / 'c.json'))
+    combined = json.load(open(tmp_path / 'c.json'))['accuracy']
+    assert combined['looks'] == whole
+    assert combined['looks']['shifted']['partition_vs_full']['bbox_mAP']['diff'] == 1.0
+    assert combined['settings']['combined'] == parts
+    with pytest.raises(ValueError, match='seed 0 of look .shifted. is in two files'):
+        mh.combine_accuracy([parts[1], str(tmp_path / 'whole.json')], str(tmp_path / 'd.json'))
+    other = run([3], 'e.json', iters=600)
+    with pytest.raises(ValueError, match=r"e.json ran with other settings .*"
+                                         r"\['iters_total_per_method'\]"):
+        mh.combine_accuracy([parts[0], other], str(tmp_path / 'd.json'))
+
+
+def test_consolidation_loop_combine_equals_one_run(tmp_path, monkeypatch, capsys):
+    """consolidation_loop.py --combine: per-seed parts merge into the same stats and goals
+    as one run over every seed; parts with other settings are refused."""
+    cl = _load('consolidation_loop')
+    models = ('teacher', 'round1', 'multi_head', 'full_labels')
+
+    def fake_seed(root, work, seed, args):
+        pr = dict(precision=0.8 + seed / 100, recall=0.75, pseudo=10.0 + seed, hidden=12.0)
+        return dict(models={m: dict(mAP=40.0 + i * 5 + seed, person=50.0, cat=40.0 + seed,
+                                    bird=45.0) for i, m in enumerate(models)},
+                    pseudo=dict(round1=dict(cat=pr, bird=pr, person=pr)))
+
+    monkeypatch.setattr(cl, 'one_seed', fake_seed)
+    monkeypatch.setattr(cl, 'generate', lambda root, n, shared: None)
+
+    def run(seeds, out, epochs=4):
+        monkeypatch.setattr('sys.argv', ['consolidation_loop.py', '--seeds', *map(str, seeds),
+                                         '--rounds', '1', '--epochs', str(epochs), '--work',
+                                         str(tmp_path / 'w'), '--out', str(tmp_path / out)])
+        cl.main()
+        return str(tmp_path / out)
+
+    whole = json.load(open(run([0, 1, 2], 'whole.json')))
+    parts = [run([2], 'b.json'), run([0, 1], 'a.json')]
+    monkeypatch.setattr('sys.argv', ['consolidation_loop.py', '--out', str(tmp_path / 'c.json'),
+                                     '--combine', *parts])
+    cl.main()
+    combined = json.load(open(tmp_path / 'c.json'))
+    for key in ('seeds', 'per_seed', 'models', 'pseudo', 'goals'):
+        assert combined[key] == whole[key], key
+    assert combined['models']['round1']['cat']['values'] == [40.0, 41.0, 42.0]
+    assert combined['goals']['gap_to_full_labels'] == 10.0
+    other = run([3], 'e.json', epochs=5)
+    monkeypatch.setattr('sys.argv', ['consolidation_loop.py', '--combine', parts[0], other])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        cl.main()
+    assert "e.json ran with other settings than" in capsys.readouterr().err
