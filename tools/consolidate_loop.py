@@ -7,7 +7,9 @@ configs/consolidate/). Each round k >= 1 then
    files) with the previous round's model
    (``tools/consolidate.py``: pseudo boxes where the score reaches ``high``, ignore
    regions between ``low`` and ``high``); with ``--held-out`` each class's ``high`` is
-   tuned to ``--target-precision`` on fully labelled held-out images first;
+   tuned to ``--target-precision`` on fully labelled held-out images first, and with
+   ``--calibrate-boxes`` each class's pseudo boxes corrected by their median offset to
+   the held-out objects;
 2. trains ``STUDENT`` on those files (``tools/train.py``; the student config's training
    sources get their ``ann_file`` replaced by ``<work-dir>/round<k>/consolidated/
    <source>_consolidated.json``, and their ``metainfo.classes`` by the classes that count
@@ -30,7 +32,7 @@ Example (generated data under data/synthetic, as the configs expect)::
     python tools/consolidate_loop.py \
         configs/consolidate/masked-union-paste_retinanet_r18_fpn_1xb8-4e_synthetic.py \
         configs/consolidate/masked-union-paste_retinanet_r18_fpn_1xb8-4e_synthetic-consolidated.py \
-        --work-dir work_dirs/loop --rounds 2 \
+        --work-dir work_dirs/loop --rounds 2 --calibrate-boxes \
         --held-out \
           person=data/synthetic/annotations/person_val_full.json:data/synthetic/images/person \
           animal=data/synthetic/annotations/animal_val_full.json:data/synthetic/images/animal

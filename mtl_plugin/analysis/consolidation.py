@@ -21,6 +21,11 @@ For its own classes it flags (review rows, nothing is changed):
 - ``label_mismatch``: a GT box whose best-overlapping confident prediction has another own
   class and which no confident prediction of its own class matches.
 
+Box calibration: a model draws a class it never saw boxed on a source's look with a
+systematic bias (too small, shifted); :func:`box_pairs` + :func:`fit_box_calibration` learn
+each class's median correction on fully labelled held-out images, and
+``consolidate_source(calibration=...)`` applies it to that class's pseudo boxes.
+
 Every review row also carries cleanlab's per-image label quality score
 (``cleanlab.object_detection.rank.get_label_quality_scores`` on the own classes: lower =
 more suspicious), to compare with the per-label flags.
