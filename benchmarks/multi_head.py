@@ -12,6 +12,8 @@ per-class AP on a fully labelled mixed test set, mean ± std over ``--seeds`` (d
 Usage:
     python benchmarks/multi_head.py                 # speed + accuracy (shifted + shared look)
     python benchmarks/multi_head.py --skip-speed --looks shifted --seeds 0 1 2 [--merge]
+    python benchmarks/multi_head.py --skip-speed --seeds 1 --out part1.json   # one per core,
+    python benchmarks/multi_head.py --combine part0.json part1.json --out all.json  # merged
 """
 import argparse
 import copy

@@ -175,28 +175,42 @@ def consolidate_source(coco: dict, classes: Sequence[str], preds: Mapping[int, P
             boxes[other] = calibrated_boxes(boxes[other], labels[other], classes, calibration,
                                             shapes.get(image_id))
         iou = box_iou(boxes, gt_box)  # (P, G)
-        kept = np.zeros((0, 4), np.float32)  # boxes added so far (pseudo and ignore)
-        for p in np.argsort(-scores, kind='stable'):
-            c = int(labels[p])
-            if c in own:
-                continue
-            low, high = thresholds.get(classes[c])
-            if scores[p] < low or (iou.shape[1] and iou[p].max() >= dup_iou) or \
-                    (len(kept) and box_iou(boxes[p:p + 1], kept).max() >= dup_iou):
-                continue  # never over GT, nor over a higher-scored added box
-            kept = np.concatenate([kept, boxes[p:p + 1]])
-            x1, y1, x2, y2 = (round(float(v), 2) for v in boxes[p])
-            ann = dict(id=next_id, image_id=image_id, category_id=c + 1,
-                       bbox=[x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
-                       area=round((x2 - x1) * (y2 - y1), 2), iscrowd=int(scores[p] < high),
-                       pseudo=True, score=round(float(scores[p]), 4))
-            next_id += 1
-            out['annotations'].append(ann)
-            rows.append(_row(image_id, None, source, classes[c],
-                             'pseudo' if scores[p] >= high else 'ignore', scores[p], ann['bbox']))
+        added, added_rows = _pseudo(image_id, boxes, scores, labels, iou, own, classes,
+                                    thresholds, dup_iou, next_id, source)
+        next_id += len(added)
+        out['annotations'] += added
+        rows += added_rows
         rows += _flags(anns, gt_box, gt_cls, boxes, scores, labels, iou, own, classes,
                        thresholds, source, image_id, match_iou)
     return out, rows
+
+
+def _pseudo(image_id, boxes, scores, labels, iou, own, classes, thresholds, dup_iou, next_id,
+            source) -> Tuple[List[dict], List[dict]]:
+    """One image's pseudo annotations (score >= high) and ignore regions (low <= score <
+    high) of the classes the source does not own, highest score first, never over a GT box
+    nor over a higher-scored added box (IoU >= ``dup_iou``); and their review rows."""
+    added: List[dict] = []
+    rows: List[dict] = []
+    kept = np.zeros((0, 4), np.float32)  # boxes added so far (pseudo and ignore)
+    for p in np.argsort(-scores, kind='stable'):
+        c = int(labels[p])
+        if c in own:
+            continue
+        low, high = thresholds.get(classes[c])
+        if scores[p] < low or (iou.shape[1] and iou[p].max() >= dup_iou) or \
+                (len(kept) and box_iou(boxes[p:p + 1], kept).max() >= dup_iou):
+            continue
+        kept = np.concatenate([kept, boxes[p:p + 1]])
+        x1, y1, x2, y2 = (round(float(v), 2) for v in boxes[p])
+        ann = dict(id=next_id + len(added), image_id=image_id, category_id=c + 1,
+                   bbox=[x1, y1, round(x2 - x1, 2), round(y2 - y1, 2)],
+                   area=round((x2 - x1) * (y2 - y1), 2), iscrowd=int(scores[p] < high),
+                   pseudo=True, score=round(float(scores[p]), 4))
+        added.append(ann)
+        rows.append(_row(image_id, None, source, classes[c],
+                         'pseudo' if scores[p] >= high else 'ignore', scores[p], ann['bbox']))
+    return added, rows
 
 
 def _row(image_id, ann_id, source, cls, kind, score, bbox) -> dict:
