@@ -9,7 +9,7 @@ import platform
 import statistics
 import subprocess
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -157,6 +157,27 @@ def run_seeds(study: Callable[[int], Any], seeds: Sequence[int],
         if on_seed is not None:
             on_seed(result)
     return result
+
+
+def settings_mismatch(paths: Sequence[str], settings: Sequence[Mapping[str, Any]],
+                      may_differ: Iterable[str]) -> Optional[str]:
+    """``--combine``'s check that partial runs of one study ran with the same settings.
+
+    Args:
+        paths (Sequence[str]): The parts' results files (named in the message).
+        settings (Sequence[Mapping]): Each part's settings, in the same order.
+        may_differ (Iterable[str]): Keys that may differ (``seeds``, ``out``, ...).
+
+    Returns:
+        str | None: The first mismatch (the part, the differing keys), or None.
+    """
+    free = set(may_differ)
+    for path, other in zip(paths[1:], settings[1:]):
+        diff = sorted(k for k in {*other, *settings[0]} - free
+                      if other.get(k) != settings[0].get(k))
+        if diff:
+            return f'{path} ran with other settings than {paths[0]}: {diff}'
+    return None
 
 
 def merge_seed_parts(paths: Sequence[str]) -> Tuple[List[int], List[Any]]:

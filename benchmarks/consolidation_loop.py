@@ -35,7 +35,7 @@ import numpy as np
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
-from common import merge_seed_parts, print_table, save  # noqa: E402
+from common import merge_seed_parts, print_table, save, settings_mismatch  # noqa: E402
 
 CLASSES = ('person', 'cat', 'bird')
 OWN = dict(person=('person', ), animal=('cat', 'bird'))
@@ -243,13 +243,10 @@ def combine(paths: list, out: str, parser: argparse.ArgumentParser) -> None:
     for path in paths:
         with open(path) as f:
             parts.append(json.load(f))
-    own = {'seeds', 'out', 'work', 'combine', 'reuse_references'}  # may differ between parts
-    first = {k: v for k, v in parts[0]['settings'].items() if k not in own}
-    for path, part in zip(paths[1:], parts[1:]):
-        diff = sorted(k for k, v in part['settings'].items() if k not in own and
-                      first.get(k) != v)
-        if diff:
-            parser.error(f'{path} ran with other settings than {paths[0]}: {diff}')
+    problem = settings_mismatch(paths, [p['settings'] for p in parts],
+                                {'seeds', 'out', 'work', 'combine', 'reuse_references'})
+    if problem:
+        parser.error(problem)
     seeds, per_seed = merge_seed_parts(paths)
     agg = aggregate(per_seed)
     rounds = parts[0]['settings']['rounds']

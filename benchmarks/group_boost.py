@@ -31,7 +31,8 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mtl_plugin  # noqa: E402,F401
-from common import combine_seed_runs, report_study, run_seeds  # noqa: E402
+from common import (combine_seed_runs, report_study, run_seeds,  # noqa: E402
+                    settings_mismatch)
 from mtl_plugin.synthetic import GeneratorConfig, SourceSpec, generate_multi_source  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -202,12 +203,9 @@ def main():
         for path in args.combine:
             with open(path) as f:
                 runs.append(json.load(f)['settings'])
-        own = {'seeds', 'out', 'combine'}  # the settings that may differ between the parts
-        for path, settings in zip(args.combine[1:], runs[1:]):
-            diff = sorted(k for k in {*settings, *runs[0]} - own
-                          if settings.get(k) != runs[0].get(k))
-            if diff:
-                parser.error(f'{path} ran with other settings than {args.combine[0]}: {diff}')
+        problem = settings_mismatch(args.combine, runs, {'seeds', 'out', 'combine'})
+        if problem:
+            parser.error(problem)
         for key in ('iters', 'num_train', 'rare_train', 'num_val', 'rare_scale', 'schemes'):
             setattr(args, key, runs[0][key])
         res = combine_seed_runs(args.combine)

@@ -32,7 +32,7 @@ from mmengine.runner import Runner
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 import mtl_plugin  # noqa: E402,F401
 from common import (aggregate, compare, paired_stats, print_table,  # noqa: E402
-                    save_sections, stats_by_row, time_alternating)
+                    save_sections, settings_mismatch, stats_by_row, time_alternating)
 from mtl_plugin.synthetic import GeneratorConfig, generate_multi_source  # noqa: E402
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -425,13 +425,9 @@ def combine_accuracy(paths, out: str) -> None:
     for path in paths:
         with open(path) as f:
             parts.append(json.load(f)['accuracy'])
-    first = {k: v for k, v in parts[0]['settings'].items() if k != 'torch_threads'}
-    for path, part in zip(paths[1:], parts[1:]):
-        diff = sorted(k for k, v in part['settings'].items()
-                      if k != 'torch_threads' and first.get(k) != v)
-        if diff:
-            raise ValueError(f'--combine: {path} ran with other settings than {paths[0]}: '
-                             f'{diff}')
+    problem = settings_mismatch(paths, [p['settings'] for p in parts], {'torch_threads'})
+    if problem:
+        raise ValueError(f'--combine: {problem}')
     looks = {}
     for look in sorted({lk for part in parts for lk in part['looks']}):
         per_seed = {}

@@ -161,21 +161,23 @@ def _tune(args, cfg, model, dataset, classes, thresholds, error):
     --calibrate-boxes each class's box correction (or None)."""
     if not args.tune_on:
         return None, None
-    from mtl_plugin.analysis.consolidation_run import tune_from_predictions
+    from mtl_plugin.analysis.consolidation import thresholds_from_matches
+    from mtl_plugin.analysis.consolidation_run import match_labelled
     from mtl_plugin.analysis.tool_data import own_unified_classes
     if model is None:
         raise error('--tune-on runs the model: give the checkpoint')
     own = {name: set(m.values()) for name, m in own_unified_classes(dataset).items()}
     found = {name: [] for name in classes}
-    splits = []  # (source, labelled file, predictions) of each --tune-on item
+    splits = []  # (source, matched predictions) of each --tune-on item
     for item in args.tune_on:
         source, spec = item.split('=', 1) if '=' in item.split(':', 1)[0] else ('', item)
         if source and source not in own:
             raise error(f'--tune-on {item!r}: no source {source!r} (sources: {sorted(own)})')
         ann, preds = _predict_labelled(args, cfg, model, spec, classes, error)
-        splits.append((source, ann, preds))
-        for name, value in tune_from_predictions(ann, classes, preds,
-                                                 args.target_precision).items():
+        matches = match_labelled(ann, classes, preds)
+        splits.append((source, matches))
+        for name, value in thresholds_from_matches(matches, classes,
+                                                   args.target_precision).items():
             if name not in own.get(source, ()):
                 found[name].append(value)
     tuned = {}  # the highest threshold a class got; None: none reached the precision
@@ -195,16 +197,12 @@ def _tune(args, cfg, model, dataset, classes, thresholds, error):
 def _calibrate(args, splits, classes, own, thresholds):
     """Each class's box correction, fitted on the --tune-on images of the sources that do
     not annotate it (where its pseudo boxes go), above its final high threshold."""
-    import json
     import numpy as np
     from mtl_plugin.analysis.consolidation import box_pairs, fit_box_calibration
     pairs = {name: [] for name in classes}
-    for source, ann, preds in splits:
-        with open(ann) as f:
-            coco = json.load(f)
-        by_image = {img_id: p for (_, img_id), p in preds.items()}
+    for source, matches in splits:
         high = {c: thresholds.get(c)[1] for c in classes if c not in own.get(source, ())}
-        for name, got in box_pairs(coco, classes, by_image, high).items():
+        for name, got in box_pairs(matches, classes, high).items():
             pairs[name].append(got)
     joined = {name: (np.concatenate([g[0] for g in got]), np.concatenate([g[1] for g in got]))
               for name, got in pairs.items() if got}

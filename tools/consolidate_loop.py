@@ -78,6 +78,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 # the settings a resumed loop must share with the run it continues (--rounds may grow)
 RESUME_KEYS = ('teacher', 'student', 'held_out', 'target_precision', 'high', 'low',
                'calibrate_boxes', 'cfg_options')
+# settings added after loops were first written: their value in an older loop.json
+ADDED_SETTINGS = dict(calibrate_boxes=False)
 
 
 def check_resume(args: argparse.Namespace) -> Optional[str]:
@@ -91,7 +93,7 @@ def check_resume(args: argparse.Namespace) -> Optional[str]:
         now = osp.abspath(getattr(args, key)) if key in ('teacher', 'student') else \
             getattr(args, key)
         was = osp.abspath(before[key]) if key in ('teacher', 'student') else \
-            before.get(key, False if key == 'calibrate_boxes' else None)  # older loops
+            before.get(key, ADDED_SETTINGS.get(key))
         if now != was:
             return (f'--resume: {key} is {now!r} but the loop in {args.work_dir} ran with '
                     f'{was!r}; give the same settings, or a new --work-dir')

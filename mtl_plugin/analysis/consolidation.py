@@ -38,8 +38,8 @@ import numpy as np
 from mmdet.evaluation.functional import bbox_overlaps
 
 __all__ = ['ConsolidationError', 'Thresholds', 'box_iou', 'consolidate_source',
-           'tune_thresholds', 'cleanlab_image_scores', 'xywh_to_xyxy', 'box_pairs',
-           'fit_box_calibration', 'calibrated_boxes']
+           'tune_thresholds', 'cleanlab_image_scores', 'xywh_to_xyxy', 'match_predictions',
+           'thresholds_from_matches', 'box_pairs', 'fit_box_calibration', 'calibrated_boxes']
 
 #: predictions of one image: ``bboxes`` (N, 4) xyxy, ``scores`` (N,), ``labels`` (N,) int
 #: indices into the unified class list
@@ -278,11 +278,17 @@ def cleanlab_image_scores(coco: dict, classes: Sequence[str], preds: Mapping[int
     return {i: round(float(s), 4) for i, s in zip(ids, scores)}
 
 
-def _matches(coco_full: dict, classes: Sequence[str], preds: Mapping[int, Pred],
-             match_iou: float) -> List[Tuple[int, float, np.ndarray, Optional[np.ndarray]]]:
-    """Every prediction on a fully labelled split as ``(class, score, box, matched GT box
-    or None)``: one-to-one matches at ``match_iou``, highest score first, as COCO matches
-    (crowd boxes are not objects)."""
+#: one prediction on a fully labelled split: (class index, score, xyxy box, matched object's
+#: xyxy box or None)
+Match = Tuple[int, float, np.ndarray, Optional[np.ndarray]]
+
+
+def match_predictions(coco_full: dict, classes: Sequence[str], preds: Mapping[int, Pred],
+                      match_iou: float = 0.5) -> List[Match]:
+    """Every prediction on a fully labelled split with the object it matches (or None):
+    one-to-one matches at ``match_iou``, highest score first, as COCO matches (crowd boxes
+    are not objects). What :func:`thresholds_from_matches` and :func:`box_pairs` read, so a
+    split is matched once for both."""
     cat_to_cls, per_image = _index(coco_full, classes)
     out = []
     for image_id, anns in per_image.items():
@@ -315,11 +321,19 @@ def tune_thresholds(coco_full: dict, classes: Sequence[str], preds: Mapping[int,
     ``target_precision`` on a fully labelled split (one-to-one matches at ``match_iou``,
     highest score first, as COCO matches). None: no candidate reaches it.
     """
+    return thresholds_from_matches(match_predictions(coco_full, classes, preds, match_iou),
+                                   classes, target_precision, candidates)
+
+
+def thresholds_from_matches(matches: Sequence[Match], classes: Sequence[str],
+                            target_precision: float = 0.9,
+                            candidates: Optional[Sequence[float]] = None
+                            ) -> Dict[str, Optional[float]]:
+    """:func:`tune_thresholds` on the output of :func:`match_predictions`."""
     if not 0.0 < target_precision <= 1.0:
         raise ConsolidationError(f'target_precision must be in (0, 1], but got '
                                  f'{target_precision!r}')
     candidates = np.round(np.arange(0.05, 1.0, 0.05), 2) if candidates is None else candidates
-    matches = _matches(coco_full, classes, preds, match_iou)
     out: Dict[str, Optional[float]] = {}
     for c, name in enumerate(classes):
         s = np.array([m[1] for m in matches if m[0] == c], np.float32)
@@ -329,17 +343,15 @@ def tune_thresholds(coco_full: dict, classes: Sequence[str], preds: Mapping[int,
     return out
 
 
-def box_pairs(coco_full: dict, classes: Sequence[str], preds: Mapping[int, Pred],
-              high: Mapping[str, float], match_iou: float = 0.5
+def box_pairs(matches: Sequence[Match], classes: Sequence[str], high: Mapping[str, float]
               ) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
-    """Per class in ``high``: its predictions with ``score >= high[class]`` that match an
-    object on a fully labelled split, and those objects' boxes, ``((N, 4), (N, 4))`` xyxy:
-    what :func:`fit_box_calibration` learns from."""
+    """Per class in ``high``: its predictions with ``score >= high[class]`` that matched an
+    object (``matches`` from :func:`match_predictions`), and those objects' boxes,
+    ``((N, 4), (N, 4))`` xyxy: what :func:`fit_box_calibration` learns from."""
     unknown = sorted(set(high) - set(classes))
     if unknown:
         raise ConsolidationError(f'box_pairs: classes {unknown} are not in the unified '
                                  f'classes {list(classes)}')
-    matches = _matches(coco_full, classes, preds, match_iou)
     out = {}
     for name, thr in high.items():
         c = list(classes).index(name)

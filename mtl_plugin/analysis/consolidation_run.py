@@ -12,13 +12,13 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .consolidation import (ConsolidationError, Thresholds, cleanlab_image_scores,
-                            consolidate_source, tune_thresholds)
+from .consolidation import (ConsolidationError, Match, Thresholds, cleanlab_image_scores,
+                            consolidate_source, match_predictions)
 from ..io import atomic_write
 from ..progress import collated_batches
 
 __all__ = ['predict_dataset', 'load_dumped_predictions', 'run_consolidation',
-           'tune_from_predictions']
+           'match_labelled']
 
 #: (group name, image id) -> predictions of that image
 Predictions = Dict[Tuple[str, int], Dict[str, np.ndarray]]
@@ -243,10 +243,11 @@ def _write_csv(rows: List[dict], path: str) -> None:
     atomic_write(path, buf.getvalue().encode())
 
 
-def tune_from_predictions(coco_full_path: str, classes: Sequence[str], preds: Predictions,
-                          target_precision: float) -> Dict[str, Optional[float]]:
-    """:func:`tune_thresholds` on a labelled COCO file, predictions of any group."""
+def match_labelled(coco_full_path: str, classes: Sequence[str], preds: Predictions
+                   ) -> List[Match]:
+    """:func:`~mtl_plugin.analysis.consolidation.match_predictions` on a labelled COCO
+    file, predictions of any group: what threshold tuning and box calibration read."""
     with open(coco_full_path) as f:
         coco = json.load(f)
     by_image = {img_id: p for (_, img_id), p in preds.items()}
-    return tune_thresholds(coco, classes, by_image, target_precision)
+    return match_predictions(coco, classes, by_image)

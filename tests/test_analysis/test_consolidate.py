@@ -14,7 +14,8 @@ import torch
 from conftest import PYTHON, REPO, run_tool
 from mtl_plugin.analysis.consolidation import (ConsolidationError, Thresholds, box_pairs,
                                                calibrated_boxes, consolidate_source,
-                                               fit_box_calibration, tune_thresholds,
+                                               fit_box_calibration, match_predictions,
+                                               tune_thresholds,
                                                xywh_to_xyxy)
 from mtl_plugin.analysis.label_noise import inject_label_noise
 
@@ -143,7 +144,8 @@ def _biased(preds, scale=0.8, shift=0.05):
 def test_box_calibration_undoes_a_systematic_bias(synthetic_root):
     val, part, full = (_load(synthetic_root, k) for k in ('person_val_full', 'person_train',
                                                           'person_train_full'))
-    pairs = box_pairs(val, CLASSES, _biased(_oracle(val)), dict(cat=0.9, bird=0.99))
+    pairs = box_pairs(match_predictions(val, CLASSES, _biased(_oracle(val))), CLASSES,
+                      dict(cat=0.9, bird=0.99))
     assert len(pairs['cat'][0]) == sum(a['category_id'] == 2 for a in val['annotations'])
     assert len(pairs['bird'][0]) == 0  # every prediction scores 0.95 < 0.99
     fitted = fit_box_calibration(pairs, min_pairs=1)
