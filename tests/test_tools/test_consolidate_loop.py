@@ -162,3 +162,34 @@ def test_resume_refuses_other_settings(tmp_path, monkeypatch, capsys):
     assert loop.main(argv + ['--resume', '--high', '0.6']) == 2
     assert ("--resume: high is 0.6 but the loop in " f"{tmp_path} ran with 0.5; give the same "
             "settings, or a new --work-dir") in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_teacher_config_at_mmdet_doors(synthetic_root, tmp_path):
+    """The loop's teacher config (masked union head + CrossSourcePaste) through mmdet's own
+    tools/train.py and tools/test.py --show-dir, and its checkpoint through DetInferencer:
+    one label space over every source's classes."""
+    import glob
+
+    import mmdet
+    from mmdet.apis import DetInferencer
+    stock = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
+    os.makedirs(tmp_path / 'data')
+    os.symlink(synthetic_root, tmp_path / 'data/synthetic')  # where the configs look
+    work = str(tmp_path / 'work')
+    res = run_tool([PYTHON, osp.join(stock, 'train.py'), osp.join(REPO, TEACHER), '--work-dir',
+                    work, '--cfg-options', 'train_cfg.max_epochs=1', 'train_cfg.val_interval=5'],
+                   cwd=str(tmp_path))
+    assert 'Epoch(train) [1]' in res.stdout + res.stderr
+    ckpt = osp.join(work, 'epoch_1.pth')
+    res = run_tool([PYTHON, osp.join(stock, 'test.py'), osp.join(REPO, TEACHER), ckpt,
+                    '--work-dir', work, '--show-dir', 'vis'], cwd=str(tmp_path))
+    assert 'bbox_mAP' in res.stdout + res.stderr
+    assert glob.glob(osp.join(work, '*', 'vis', '*.jpg'))
+    inferencer = DetInferencer(model=osp.join(REPO, TEACHER), weights=ckpt, device='cpu')
+    img = sorted(glob.glob(osp.join(synthetic_root, 'images', 'test', '*.jpg')))[0]
+    out = str(tmp_path / 'inferencer')
+    result = inferencer(img, out_dir=out, no_save_pred=False)
+    assert set(inferencer.model.dataset_meta['classes']) == {'person', 'cat', 'bird'}
+    assert all(0 <= label < 3 for label in result['predictions'][0]['labels'])
+    assert glob.glob(osp.join(out, 'vis', '*.jpg'))
