@@ -262,7 +262,8 @@ def evaluate(samples, root):
             if k.endswith(('bbox_mAP', '_precision'))}
 
 
-METHODS = ('multi_head', 'partitioned', 'naive_union', 'masked_union', 'separate_detectors')
+METHODS = ('multi_head', 'partitioned', 'partitioned_own_last', 'naive_union', 'masked_union',
+           'separate_detectors')
 METRICS_SHOWN = ['bbox_mAP', 'person_precision', 'cat_precision', 'bird_precision']
 LIGHT = dict(ch=64, convs=2)
 
@@ -281,6 +282,9 @@ def method_cfg(method: str) -> dict:
         return multi_head_cfg('retinanet', LIGHT)
     if method == 'partitioned':  # shared towers, per-head cls and box outputs (issue 14)
         return dict(multi_head_cfg('retinanet', LIGHT), partition_heads=dict(share_box=False))
+    if method == 'partitioned_own_last':  # the same, each head keeps its last tower convs
+        return dict(multi_head_cfg('retinanet', LIGHT),
+                    partition_heads=dict(share_box=False, shared_convs=LIGHT['convs'] - 1))
     if method == 'naive_union':
         return single_cfg('retinanet', 3, LIGHT)
     if method == 'masked_union':
@@ -325,13 +329,16 @@ def separate_detectors(root, iters, seed, tag, test_pipeline):
     return evaluate(preds['person'], root)
 
 
-def partition_verdict(per_seed: dict, margin: float = 1.0) -> dict:
-    """Partitioned vs full heads per metric over the seeds that have both: within ``margin``
-    points (or better), and whether the difference is inside 2 std (paired per-seed
-    differences; the verdict on the larger of the two stds is given too)."""
+PARTITIONED = dict(partitioned='partition_vs_full', partitioned_own_last='own_last_vs_full')
+
+
+def partition_verdict(per_seed: dict, margin: float = 1.0, method: str = 'partitioned') -> dict:
+    """Partitioned (``method``) vs full heads per metric over the seeds that have both:
+    within ``margin`` points (or better), and whether the difference is inside 2 std
+    (paired per-seed differences; the verdict on the larger of the two stds is given too)."""
     out = {}
     for metric in METRICS_SHOWN:  # a metric is missing when nothing was detected
-        pair = paired_stats(per_seed, 'multi_head', 'partitioned', metric)
+        pair = paired_stats(per_seed, 'multi_head', method, metric)
         if pair is None:
             continue
         paired = compare(*pair, paired=True)
@@ -366,9 +373,10 @@ def print_accuracy(look: str, res: dict) -> None:
                 'over seeds)', [dict(method=m, **r) for m, r in res['stats'].items()],
                 ['method', 'seeds'] + METRICS_SHOWN)
     cols = ['diff', 'noise', 'n', 'verdict', 'within_margin']
-    print_table('partitioned - full heads (noise: 2 std of paired differences)',
-                [dict(metric=k, **v) for k, v in res.get('partition_vs_full', {}).items()],
-                ['metric'] + cols)
+    for method, key in PARTITIONED.items():
+        if res.get(key):
+            print_table(f'{method} - full heads (noise: 2 std of paired differences)',
+                        [dict(metric=k, **v) for k, v in res[key].items()], ['metric'] + cols)
 
 
 def summarise(per_seed: dict) -> dict:
@@ -377,7 +385,9 @@ def summarise(per_seed: dict) -> dict:
     res = dict(seeds=sorted(int(s) for s in per_seed), per_seed=per_seed,
                stats=stats_by_row(per_seed, [m for m in METHODS if any(
                    m in t for t in per_seed.values())]))
-    res['partition_vs_full'] = partition_verdict(per_seed)
+    for method, key in PARTITIONED.items():
+        if method == 'partitioned' or any(method in t for t in per_seed.values()):
+            res[key] = partition_verdict(per_seed, method=method)
     return res
 
 

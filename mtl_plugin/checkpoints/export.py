@@ -132,9 +132,9 @@ def stock_state_dict(state: Dict[str, torch.Tensor], head: str, kind: str,
             out[key] = value
     if shared is not None and shared[0] != head:  # partitioned: the first head's towers
         parts = tuple(f'heads.{shared[0]}.{p}.' for p in shared[1])
-        for key, value in state.items():
+        for key, value in state.items():  # the head's own tower convs (shared_convs) stay
             if key.startswith(parts):
-                out[f'{target}.{key[len(f"heads.{shared[0]}."):]}'] = value
+                out.setdefault(f'{target}.{key[len(f"heads.{shared[0]}."):]}', value)
     return out
 
 

@@ -152,8 +152,17 @@ def test_multi_head_partitioned_row_builds_a_partitioned_model():
     assert cfg['partition_heads'] == dict(share_box=False)
     model = mh.build(cfg)
     assert model.partition is not None and model.partition.owner_name == 'animal'
+    own_last = mh.build(mh.method_cfg('partitioned_own_last'))  # 2 convs: the first shared
+    assert own_last.partition.shared_convs == mh.LIGHT['convs'] - 1 == 1
+    assert 'heads.person.cls_convs.1.conv.weight' in own_last.state_dict()
     with pytest.raises(KeyError, match="unknown method 'union'"):
         mh.method_cfg('union')
+    rows = {'0': dict(multi_head=dict(bbox_mAP=50.0), partitioned_own_last=dict(bbox_mAP=49.5)),
+            '1': dict(multi_head=dict(bbox_mAP=52.0), partitioned_own_last=dict(bbox_mAP=52.5))}
+    res = mh.summarise(rows)  # a verdict per partitioned variant present
+    assert res['own_last_vs_full']['bbox_mAP']['diff'] == 0.0
+    assert res['own_last_vs_full']['bbox_mAP']['within_margin'] is True
+    assert res['partition_vs_full'] == {}  # no partitioned rows: no pairs
 
 
 def test_multi_head_merge_reads_a_seed_list_layout(tmp_path, monkeypatch):

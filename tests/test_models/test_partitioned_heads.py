@@ -155,3 +155,73 @@ def test_merged_inference_memo_keeps_only_each_towers_final_output(kind):
               ['cls_convs.0', 'cls_convs.1', 'reg_convs.0', 'reg_convs.1'])
     # the memo: whole chains (no per-conv entries) and box layers; no link left pending
     assert memo[0] == (sorted(chains + box), 0)
+
+
+@pytest.mark.parametrize('kind', ['retina', 'rtmdet_sepbn'])
+def test_shared_convs_shares_the_first_convs_and_each_head_keeps_the_rest(kind):
+    from types import SimpleNamespace
+
+    from mmengine.optim import build_optim_wrapper
+    heads = {g: _deep_head(kind, len(c)) for g, c in CLASSES.items()}
+    kw = dict(heads=heads, head_classes=CLASSES, **copy.deepcopy(backbone_neck()))
+    kw['backbone'] = dict(kw['backbone'], norm_eval=True)
+    part = build_detector(**kw, partition_heads=dict(owner='person', shared_convs=2))
+    full = build_detector(**kw)
+    missing, unexpected = full.load_state_dict(part.state_dict(), strict=False)
+    assert unexpected == [] and missing  # the full model's keys of the shared convs
+    chain = (lambda t: t) if kind == 'retina' else (lambda t: t[0])  # level 0's chain
+    for name in ('animal', 'vehicle'):
+        for tower in ('cls_convs', 'reg_convs'):
+            convs = chain(getattr(part.heads[name], tower))
+            assert [isinstance(c, SharedPart) for c in convs] == [True, True, False]
+            for k in (0, 1):  # tie the shared convs of the full model
+                chain(getattr(full.heads[name], tower))[k].load_state_dict(
+                    chain(getattr(part.heads['person'], tower))[k].state_dict())
+    keys = part.state_dict()
+    conv = 'cls_convs.' if kind == 'retina' else 'cls_convs.0.'  # level 0's chain
+    assert any(k.startswith(f'heads.animal.{conv}2.') for k in keys)
+    assert not any(k.startswith((f'heads.animal.{conv}0.', f'heads.animal.{conv}1.'))
+                   for k in keys)
+    shared = part.partition.shared_parameters()
+    owner_tail = chain(part.heads['person'].cls_convs)[2]
+    assert not any(id(p) in shared for p in owner_tail.parameters())
+    assert all(id(p) in shared for p in chain(part.heads['person'].cls_convs)[1].parameters())
+    part.eval(), full.eval()
+    data = part.data_preprocessor(batch(['person', 'animal'], seed=5), training=False)
+    runs = []
+    chain(part.heads['person'].cls_convs)[1].register_forward_hook(lambda *a: runs.append(1))
+    with torch.no_grad():
+        out_p = part.predict(data['inputs'], copy.deepcopy(data['data_samples']))
+        out_f = full.predict(data['inputs'], copy.deepcopy(data['data_samples']))
+    for a, b in zip(out_p, out_f):  # the same as full heads with the first convs tied
+        assert torch.allclose(a.pred_instances.scores, b.pred_instances.scores, atol=1e-6)
+        assert torch.equal(a.pred_instances.labels, b.pred_instances.labels)
+    assert len(runs) == (2 if kind == 'retina' else 1)  # the shared convs: once per level
+    # training: an idle head's own tail convs stay, the shared convs learn
+    part.train()
+    wrapper = build_optim_wrapper(part, dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9,
+                                                            weight_decay=1e-2)))
+    HeadIsolationHook().before_train(SimpleNamespace(model=part, optim_wrapper=wrapper))
+    before = copy.deepcopy(part.state_dict())
+    part.train_step(batch(['animal', 'animal'], seed=3), wrapper)  # person, vehicle idle
+    after = part.state_dict()
+    for key in before:
+        moved = not torch.equal(before[key], after[key])
+        if key.startswith((f'heads.person.{conv}2.', f'heads.vehicle.{conv}2.')):
+            assert not moved, key  # idle heads' own tail convs
+        if key.startswith((f'heads.person.{conv}0.', f'heads.animal.{conv}2.')) and \
+                key.endswith('conv.weight'):
+            assert moved, key
+
+
+def test_shared_convs_errors():
+    heads = {g: dense_head('retina', len(c)) for g, c in CLASSES.items()}
+    for bad in (0, True, 1.5):
+        with pytest.raises(ValueError, match='shared_convs must be an int >= 1'):
+            build_detector(heads=heads, head_classes=CLASSES,
+                           partition_heads=dict(shared_convs=bad))
+    n = dense_head('retina', 1).get('stacked_convs', 4)
+    with pytest.raises(ValueError, match=rf'shared_convs={n + 1} but the towers of '
+                                         rf'heads\["animal"\] \(RetinaHead\) have {n} convs'):
+        build_detector(heads=heads, head_classes=CLASSES,
+                       partition_heads=dict(shared_convs=n + 1))

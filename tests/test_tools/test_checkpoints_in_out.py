@@ -472,13 +472,18 @@ def test_stock_module_cfg_refuses_a_plugin_loss_without_stock_parent(monkeypatch
                          'model.heads.person')
 
 
-def test_export_a_partitioned_head_carries_the_shared_towers(tmp_path, synthetic_root):
+@pytest.mark.parametrize('partition', [dict(), dict(shared_convs=1)])
+def test_export_a_partitioned_head_carries_the_shared_towers(tmp_path, synthetic_root,
+                                                             partition):
     """A head of a partitioned model (issue 14) has stand-ins for the first head's towers:
-    its export copies them in, and the stock RetinaNet predicts as the head does."""
+    its export copies them in (with ``shared_convs``, only the shared convs: the head's own
+    later convs stay its own), and the stock RetinaNet predicts as the head does."""
     from mmdet.apis import inference_detector, init_detector
     path = write_tiny_config(synthetic_root, str(tmp_path / 'part.py'))
     cfg = Config.fromfile(path)
-    cfg.model.partition_heads = dict()
+    cfg.model.partition_heads = partition
+    for head in cfg.model.heads.values():  # two convs per tower: one shared, one own
+        head.stacked_convs = 2
     cfg.dump(path)
     model = _built(cfg, 'mmdet', seed=4)
     model.adopt(groups=dict(person=0, animal=1), label_space=dict(
@@ -486,11 +491,16 @@ def test_export_a_partitioned_head_carries_the_shared_towers(tmp_path, synthetic
     ckpt = str(tmp_path / 'part.pth')
     torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=META)), ckpt)
     assert model.partition.owner_name == 'animal'  # sorted first, whatever the dump order
-    assert not any(k.startswith('heads.person.cls_convs') for k in model.state_dict())
+    assert not any(k.startswith('heads.person.cls_convs.0') for k in model.state_dict())
     cfg_out, pth_out = export_head(path, ckpt, 'person', str(tmp_path / 'out'))
     state = torch.load(pth_out, weights_only=True)['state_dict']
-    assert torch.equal(state['bbox_head.cls_convs.0.conv.weight'],
-                       model.state_dict()['heads.animal.cls_convs.0.conv.weight'])
+    theirs = model.state_dict()
+    n = len(model.heads['animal'].cls_convs)
+    for k in range(n):
+        src = 'animal' if k < partition.get('shared_convs', n) else 'person'
+        for tower in ('cls_convs', 'reg_convs'):
+            assert torch.equal(state[f'bbox_head.{tower}.{k}.conv.weight'],
+                               theirs[f'heads.{src}.{tower}.{k}.conv.weight']), (tower, k)
     img = str(tmp_path / 'image.png')
     mmcv.imwrite(np.random.default_rng(1).integers(0, 255, (128, 128, 3), dtype=np.uint8), img)
     expected = _expected_det(model, cfg_out, img, head='person')

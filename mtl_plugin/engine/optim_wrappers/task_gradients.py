@@ -22,24 +22,35 @@ DOT_BLOCK = 2**16  # elements per dot product of a large parameter's Gramian ent
 Grads = List[Optional[Tensor]]  # one entry per trainable parameter, None = no gradient
 
 
-def _graph_nodes(loss: Tensor) -> Set[int]:
-    """Ids of the autograd nodes ``loss`` reaches that may hold saved tensors.
+_ACCUMULATE_GRAD: List[type] = []
+
+
+def _accumulate_grad_type() -> type:
+    """The class of autograd's parameter leaves (``AccumulateGrad``), found once."""
+    if not _ACCUMULATE_GRAD:
+        leaf = torch.zeros(1, requires_grad=True)
+        _ACCUMULATE_GRAD.append(type((leaf * 1).grad_fn.next_functions[0][0]))
+    return _ACCUMULATE_GRAD[0]
+
+
+def _graph_nodes(loss: Tensor) -> Dict[int, object]:
+    """The autograd nodes ``loss`` reaches that may hold saved tensors, by id (the nodes
+    are kept, so that their ids stay theirs while the plan compares them).
 
     Parameters' ``AccumulateGrad`` leaves are left out: every task that uses a parameter
     reaches its leaf, and a leaf holds nothing a backward frees.
     """
-    seen: Set[int] = set()
-    out: Set[int] = set()
-    stack = [loss.grad_fn]
-    while stack:
+    leaf = _accumulate_grad_type()
+    seen: Dict[int, object] = {}
+    stack = [] if loss.grad_fn is None else [loss.grad_fn]
+    while stack:  # a plain loop: graphs have thousands of nodes, and it runs every step
         node = stack.pop()
-        if node is None or id(node) in seen:
+        key = id(node)
+        if key in seen or type(node) is leaf:
             continue
-        seen.add(id(node))
-        if not hasattr(node, 'variable'):  # AccumulateGrad has .variable
-            out.add(id(node))
-        stack.extend(fn for fn, _ in node.next_functions)
-    return out
+        seen[key] = node
+        stack.extend(fn for fn, _ in node.next_functions if fn is not None)
+    return seen
 
 
 def backward_plan(losses: Sequence[Tensor]) -> List[Tuple[int, bool]]:
@@ -56,7 +67,7 @@ def backward_plan(losses: Sequence[Tensor]) -> List[Tuple[int, bool]]:
     Returns:
         list[tuple[int, bool]]: ``(index into losses, retain_graph)`` in backward order.
     """
-    nodes = [_graph_nodes(loss) for loss in losses]
+    nodes = [_graph_nodes(loss).keys() for loss in losses]
     overlaps = [sum(1 for j, other in enumerate(nodes) if j != i and not mine.isdisjoint(other))
                 for i, mine in enumerate(nodes)]
     order = sorted(range(len(losses)), key=lambda i: -overlaps[i])  # stable
@@ -180,6 +191,7 @@ def gramian(rows: Sequence[Grads], chunks: Sequence[Chunk], own: Sequence[int]) 
     gram = torch.zeros(len(rows), len(rows), dtype=torch.float64, device=like.device)
     for block in blocks:
         gram += block.double()
+    dots: Dict[Tuple[int, int], List[Tensor]] = {}  # the own parameters' block products
     for i in own:
         flat = [None if r[i] is None else r[i].view(-1) for r in rows]
         present = [f for f in flat if f is not None]
@@ -187,12 +199,14 @@ def gramian(rows: Sequence[Grads], chunks: Sequence[Chunk], own: Sequence[int]) 
             continue
         # on CPU, blocks that stay in cache for the T (T + 1) / 2 products (~1/3 faster)
         step = DOT_BLOCK if present[0].device.type == 'cpu' else present[0].numel()
+        pairs = [(a, b) for a in range(len(rows)) for b in range(a, len(rows))
+                 if flat[a] is not None and flat[b] is not None]
         for start in range(0, present[0].numel(), step):
             block = [None if f is None else f[start:start + step] for f in flat]
-            for a, ga in enumerate(block):
-                for b in range(a, len(rows)):
-                    if ga is not None and block[b] is not None:
-                        gram[a, b] += torch.dot(ga, block[b]).double()
+            for a, b in pairs:  # no tensor indexing per product: one sum per pair below
+                dots.setdefault((a, b), []).append(torch.dot(block[a], block[b]))
+    for (a, b), parts in dots.items():
+        gram[a, b] += torch.stack(parts).double().sum()
     gram = gram.triu() + gram.triu(1).T
     return gram.to(like.dtype)
 

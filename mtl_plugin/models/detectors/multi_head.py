@@ -82,8 +82,9 @@ class MultiHeadDetector(MultiTaskLossMixin, MultiHeadMixin, DataMapRecording, Ba
         class_mapping (dict, optional): Per group (or head), class name -> unified name
             (``{'animal': {'human': 'person'}}``). Defaults to the dataset's.
         partition_heads (dict, optional): Partitioned heads (``dict()``, with
-            ``share_box=True`` and / or ``owner=<head>``): every head uses one head's
-            towers (and box branch), keeping its own classification output; towers run
+            ``share_box=True``, ``owner=<head>`` and / or ``shared_convs=k``): every head
+            uses one head's towers (with ``shared_convs``: their first ``k`` convs; and
+            box branch), keeping its own classification output; the shared parts run
             once per sample in training and once per batch in merged inference (see
             :mod:`.partition`). Defaults to None (full heads).
         trunk_per_head (bool): In training, run the backbone / neck once per head on its

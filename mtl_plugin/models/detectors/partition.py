@@ -5,7 +5,10 @@ one head, the *owner* (``owner=``, default: the first name in sorted order), kee
 box branch too: ``retina_reg``, ``conv_reg`` + ``conv_centerness`` + ``scales``, ...), with
 their stock names, initialisation and checkpoint keys; in every other head those parts are
 replaced by :class:`SharedPart` stand-ins without parameters that call the owner's.
-Each head keeps its own classification output (and box branch unless shared).
+Each head keeps its own classification output (and box branch unless shared). With
+``shared_convs=k`` only the first ``k`` convs of each tower are shared and every head keeps
+its own later ones (more capacity per head, at one own conv per tower and head in merged
+inference).
 
 - Training: a head still runs only on its own samples, so the towers run once per sample
   whatever the number of heads, and learn from every sample. An idle head's own
@@ -111,10 +114,12 @@ class HeadPartition:
         parts (list[str]): The shared attributes (``cls_convs``, ...).
     """
 
-    def __init__(self, owner: nn.Module, owner_name: str, parts: List[str]) -> None:
+    def __init__(self, owner: nn.Module, owner_name: str, parts: List[str],
+                 shared_convs: Optional[int] = None) -> None:
         self.owner = owner
         self.owner_name = owner_name
         self.parts = list(parts)
+        self.shared_convs = shared_convs
         # only inside sharing(): (path, id(input)) -> (input, output) of a box layer or a
         # whole tower chain; a chain's final outputs; chain links (see _ChainRecorder)
         self.memo: Optional[Dict[Tuple[str, int], Tuple[Any, Any]]] = None
@@ -154,9 +159,18 @@ class HeadPartition:
             self.memo = None
             self.finals, self.pending = {}, {}
 
+    def shared_layers(self, part: str) -> List[nn.Module]:
+        """The owner's layers of ``part`` that the heads share (of a tower: the first
+        ``shared_convs`` convs of each chain)."""
+        layer = getattr(self.owner, part)
+        if part not in TOWERS:
+            return [layer]
+        return [conv for chain in _chains(layer) for conv in list(chain)[:self.shared_convs]]
+
     def shared_parameters(self) -> Set[int]:
         """Ids of the shared parts' parameters (trained by every head's samples)."""
-        return {id(p) for part in self.parts for p in getattr(self.owner, part).parameters()}
+        return {id(p) for part in self.parts for layer in self.shared_layers(part)
+                for p in layer.parameters()}
 
 
 def _box_parts(head: nn.Module) -> Tuple[str, ...]:
@@ -171,22 +185,39 @@ def _is_list(layer: nn.Module) -> bool:
     return isinstance(layer, (nn.ModuleList, nn.Sequential))
 
 
-def _stand_in(layer: nn.Module, partition: HeadPartition, path: str, record: bool) -> nn.Module:
-    """Stand-ins mirroring ``layer`` (lists of layers stay lists); with ``record``, a
-    recorder hook on each original layer (once per layer). A tower's innermost list of
-    layers (``cls_convs``, ``reg_convs``, or one level's list of them) is a chain."""
+def _is_chain(layer: nn.Module) -> bool:
+    """A tower's innermost list of layers (``cls_convs``, or one level's list of them)."""
+    return _is_list(layer) and len(layer) > 0 and not any(_is_list(c) for c in layer)
+
+
+def _chains(tower: nn.Module) -> List[nn.Module]:
+    """The chains of a tower, in order (one, or one per level)."""
+    if _is_chain(tower):
+        return [tower]
+    if not _is_list(tower):
+        return []
+    return [chain for child in tower for chain in _chains(child)]
+
+
+def _stand_in(layer: nn.Module, partition: HeadPartition, path: str, record: bool,
+              mine: nn.Module) -> nn.Module:
+    """Stand-ins mirroring the owner's ``layer`` (lists of layers stay lists); with
+    ``record``, a recorder hook on each original layer (once per layer). A tower's chain
+    gets stand-ins for its first ``partition.shared_convs`` layers, then the head's own
+    (``mine``, the head's layer at ``path``)."""
     if not _is_list(layer):
         if record:
             layer.register_forward_hook(_Recorder(partition, path))
         return SharedPart(partition, path, layer)
-    if path.split('.')[0] not in TOWERS or not len(layer) or any(_is_list(c) for c in layer):
-        return type(layer)([_stand_in(child, partition, f'{path}.{i}', record)
-                            for i, child in enumerate(layer)])
+    if path.split('.')[0] not in TOWERS or not _is_chain(layer):
+        return type(layer)([_stand_in(child, partition, f'{path}.{i}', record, own)
+                            for i, (child, own) in enumerate(zip(layer, mine))])
+    n = len(layer) if partition.shared_convs is None else partition.shared_convs
     if record:
-        for k, child in enumerate(layer):
-            child.register_forward_hook(_ChainRecorder(partition, path, k, len(layer)))
+        for k, child in enumerate(list(layer)[:n]):
+            child.register_forward_hook(_ChainRecorder(partition, path, k, n))
     return type(layer)([SharedPart(partition, f'{path}.{k}', child, chain=(path, k))
-                        for k, child in enumerate(layer)])
+                        for k, child in enumerate(list(layer)[:n])] + list(mine)[n:])
 
 
 def _check_same(name: str, head: nn.Module, ref_name: str, ref: nn.Module, part: str) -> None:
@@ -202,8 +233,24 @@ def _check_same(name: str, head: nn.Module, ref_name: str, ref: nn.Module, part:
                          'feat_channels, stacked_convs (and norm) to share them')
 
 
+def _check_shared_convs(shared_convs: Optional[int], ref_name: str, ref: nn.Module) -> None:
+    if shared_convs is None:
+        return
+    if isinstance(shared_convs, bool) or not isinstance(shared_convs, int) or shared_convs < 1:
+        raise ValueError(f'partition_heads: shared_convs must be an int >= 1 (the number of '
+                         f'leading tower convs the heads share) or None (all), but got '
+                         f'{shared_convs!r}')
+    lengths = {len(chain) for part in TOWERS for chain in _chains(getattr(ref, part))}
+    if shared_convs > min(lengths, default=0):
+        raise ValueError(f'partition_heads: shared_convs={shared_convs} but the towers of '
+                         f'heads["{ref_name}"] ({type(ref).__name__}) have '
+                         f'{min(lengths, default=0)} convs (stacked_convs); give at most '
+                         f'{min(lengths, default=0)}')
+
+
 def partition_heads(heads: nn.ModuleDict, share_box: bool = False,
-                    owner: Optional[str] = None) -> HeadPartition:
+                    owner: Optional[str] = None,
+                    shared_convs: Optional[int] = None) -> HeadPartition:
     """Make every head but the owner use the owner's towers (and box branch).
 
     Args:
@@ -212,6 +259,8 @@ def partition_heads(heads: nn.ModuleDict, share_box: bool = False,
         owner (str, optional): The head that holds the shared parts. Defaults to the
             first head name in sorted order (not the config's order: a dumped config
             sorts its keys, and the checkpoint must fit the config it is reloaded with).
+        shared_convs (int, optional): Share only the first ``shared_convs`` convs of each
+            tower; every head keeps its own later ones. Defaults to None (all shared).
 
     Returns:
         HeadPartition: The partition (the detector keeps it).
@@ -228,11 +277,13 @@ def partition_heads(heads: nn.ModuleDict, share_box: bool = False,
     ref = heads[ref_name]
     parts = list(TOWERS) + (list(_box_parts(ref)) if share_box else [])
     parts = [p for p in parts if p in TOWERS or hasattr(ref, p)]
-    partition = HeadPartition(ref, ref_name, parts)
+    _check_shared_convs(shared_convs, ref_name, ref)
+    partition = HeadPartition(ref, ref_name, parts, shared_convs)
     for name in names[1:]:
         for part in parts:
             _check_same(name, heads[name], ref_name, ref, part)
     for k, name in enumerate(names[1:]):
         for part in parts:
-            setattr(heads[name], part, _stand_in(getattr(ref, part), partition, part, k == 0))
+            setattr(heads[name], part, _stand_in(getattr(ref, part), partition, part, k == 0,
+                                                 getattr(heads[name], part)))
     return partition
