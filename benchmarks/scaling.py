@@ -2,7 +2,8 @@
 
 1. Heads: RetinaNet-R18-FPN (stock head: 256 channels, 4 stacked convs) and RTMDet-tiny
    with 1, 2, 4, 8 heads, full heads vs partitioned heads (``partition_heads=dict()``:
-   towers shared; ``dict(share_box=True)``: box branch shared too). Train step (forward,
+   towers shared; ``dict(share_box=True)``: box branch shared too; ``partitioned_own_last``:
+   ``dict(shared_convs=stacked_convs - 1)``, each head keeps its last tower convs). Train step (forward,
    backward, SGD step through ``model.train_step``; the batch's groups round-robin over the
    heads, the offset rotating from step to step so that every head trains) and merged
    inference (``model.test_step``, every head on every image; ``score_thr=1.0``, so that
@@ -48,7 +49,9 @@ import mtl_plugin  # noqa: E402,F401
 from common import machine, print_table, time_alternating  # noqa: E402
 from multi_head import ARCH, PREPROCESS, build  # noqa: E402
 
-MODES = dict(full=None, partitioned=dict(), partitioned_box=dict(share_box=True))
+# partitioned_own_last: the first stacked convs shared, each head keeps its last one
+MODES = dict(full=None, partitioned=dict(), partitioned_box=dict(share_box=True),
+             partitioned_own_last=dict(own_last=True))
 MTL_BASE = osp.join(REPO, 'configs/mtl/mtl-baseline_retinanet_r18_fpn_1xb8-6e_synthetic.py')
 SURGERY = dict(equal=None, pcgrad=dict(type='PCGrad'), gradvac=dict(type='GradVac'),
                cagrad=dict(type='CAGrad', c=0.5))
@@ -64,7 +67,7 @@ def head_names(n: int) -> List[str]:
 def arch_kw(arch: str, quick: bool) -> dict:
     """Head size: stock RetinaNet head (256 ch, 4 convs); tiny in ``--quick``."""
     if arch == 'retinanet':
-        return dict(ch=32, convs=1) if quick else dict(ch=256, convs=4)
+        return dict(ch=32, convs=2) if quick else dict(ch=256, convs=4)
     return {}
 
 
@@ -92,7 +95,10 @@ def model_cfg(arch: str, n: int, mode: str, quick: bool) -> dict:
                head_classes={h: tuple(f'{h}_c{j}' for j in range(CLASSES_PER_HEAD))
                              for h in names}, **common)
     if MODES[mode] is not None:
-        cfg['partition_heads'] = MODES[mode]
+        part = dict(MODES[mode])
+        if part.pop('own_last', False):
+            part['shared_convs'] = cfg['heads'][names[0]]['stacked_convs'] - 1
+        cfg['partition_heads'] = part
     return cfg
 
 
