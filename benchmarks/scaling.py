@@ -455,6 +455,7 @@ def write_results(a: argparse.Namespace, heads: List[dict], shares: List[dict],
         payload.update(machine=machine(), date=time.strftime('%Y-%m-%d'), settings=settings,
                        memory_method=__doc__.split('Peak memory: ')[1].split('\n\n')[0]
                        .replace('\n', ' '), heads=heads, trunk_head_split=shares)
+        payload.pop('infer_settings', None)  # an --only-infer run's columns: replaced
         old_goals = [g for g in old_goals if g['goal'].startswith('pcgrad')]
     if surgery:
         payload.update(surgery=surgery, surgery_settings=dict(
