@@ -3,13 +3,14 @@
 1. Heads: RetinaNet-R18-FPN (stock head: 256 channels, 4 stacked convs) and RTMDet-tiny
    with 1, 2, 4, 8 heads, full heads vs partitioned heads (``partition_heads=dict()``:
    towers shared; ``dict(share_box=True)``: box branch shared too; ``partitioned_own_last``:
-   ``dict(shared_convs=stacked_convs - 1)``, each head keeps its last tower convs). Train step (forward,
-   backward, SGD step through ``model.train_step``; the batch's groups round-robin over the
-   heads, the offset rotating from step to step so that every head trains) and merged
-   inference (``model.test_step``, every head on every image; ``score_thr=1.0``, so that
-   no candidate survives to NMS: the random-init scores would make NMS work random), each as a ratio to a
-   single-head stock mmdet detector (``RetinaNet`` / ``RTMDet``, same head, same classes per
-   head) timed in the same process, alternating, medians. Synthetic tensors + random GT.
+   ``dict(shared_convs=stacked_convs - 1)``, each head keeps its last tower convs). Train
+   step (forward, backward, SGD step through ``model.train_step``; the batch's groups
+   round-robin over the heads, the offset rotating from step to step so that every head
+   trains) and merged inference (``model.test_step``, every head on every image;
+   ``score_thr=1.0``, so that no candidate survives to NMS: the random-init scores would
+   make NMS work random), each as a ratio to a single-head stock mmdet detector
+   (``RetinaNet`` / ``RTMDet``, same head, same classes per head) timed in the same
+   process, alternating, medians. Synthetic tensors + random GT.
 2. Gradient surgery: PCGrad / GradVac / CAGrad step vs equal weighting (plain
    ``OptimWrapper``) on the 2-head RetinaNet-R18 of ``configs/mtl`` with a frozen-BN
    backbone (``norm_eval=True``, BN ``requires_grad=False``), without / with the dataset head

@@ -7,6 +7,7 @@ matrix is stacked), and the aggregated update is written in place into one task'
 tensors, which become ``.grad``. A task's graph is freed by its own backward unless a
 task still to run shares a node of it (:func:`backward_plan`).
 """
+from functools import lru_cache
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import torch
@@ -22,15 +23,11 @@ DOT_BLOCK = 2**16  # elements per dot product of a large parameter's Gramian ent
 Grads = List[Optional[Tensor]]  # one entry per trainable parameter, None = no gradient
 
 
-_ACCUMULATE_GRAD: List[type] = []
-
-
+@lru_cache(maxsize=None)
 def _accumulate_grad_type() -> type:
     """The class of autograd's parameter leaves (``AccumulateGrad``), found once."""
-    if not _ACCUMULATE_GRAD:
-        leaf = torch.zeros(1, requires_grad=True)
-        _ACCUMULATE_GRAD.append(type((leaf * 1).grad_fn.next_functions[0][0]))
-    return _ACCUMULATE_GRAD[0]
+    leaf = torch.zeros(1, requires_grad=True)
+    return type((leaf * 1).grad_fn.next_functions[0][0])
 
 
 def _graph_nodes(loss: Tensor) -> Dict[int, object]:

@@ -1,10 +1,11 @@
 """Partitioned heads: the heads share one set of towers, each keeps its own outputs.
 
 The design UniDet uses for many datasets. With ``MultiHeadDetector(partition_heads=dict())``
-one head, the *owner* (``owner=``, default: the first name in sorted order), keeps its towers (``cls_convs``, ``reg_convs``; with ``share_box=True`` its
-box branch too: ``retina_reg``, ``conv_reg`` + ``conv_centerness`` + ``scales``, ...), with
-their stock names, initialisation and checkpoint keys; in every other head those parts are
-replaced by :class:`SharedPart` stand-ins without parameters that call the owner's.
+one head, the *owner* (``owner=``, default: the first name in sorted order), keeps its
+towers (``cls_convs``, ``reg_convs``; with ``share_box=True`` its box branch too:
+``retina_reg``, ``conv_reg`` + ``conv_centerness`` + ``scales``, ...), with their stock
+names, initialisation and checkpoint keys; in every other head those parts are replaced by
+:class:`SharedPart` stand-ins without parameters that call the owner's.
 Each head keeps its own classification output (and box branch unless shared). With
 ``shared_convs=k`` only the first ``k`` convs of each tower are shared and every head keeps
 its own later ones (more capacity per head, at one own conv per tower and head in merged
@@ -212,12 +213,12 @@ def _stand_in(layer: nn.Module, partition: HeadPartition, path: str, record: boo
     if path.split('.')[0] not in TOWERS or not _is_chain(layer):
         return type(layer)([_stand_in(child, partition, f'{path}.{i}', record, own)
                             for i, (child, own) in enumerate(zip(layer, mine))])
-    n = len(layer) if partition.shared_convs is None else partition.shared_convs
+    shared = list(layer)[:partition.shared_convs]  # None: the whole chain
     if record:
-        for k, child in enumerate(list(layer)[:n]):
-            child.register_forward_hook(_ChainRecorder(partition, path, k, n))
+        for k, child in enumerate(shared):
+            child.register_forward_hook(_ChainRecorder(partition, path, k, len(shared)))
     return type(layer)([SharedPart(partition, f'{path}.{k}', child, chain=(path, k))
-                        for k, child in enumerate(list(layer)[:n])] + list(mine)[n:])
+                        for k, child in enumerate(shared)] + list(mine)[len(shared):])
 
 
 def _check_same(name: str, head: nn.Module, ref_name: str, ref: nn.Module, part: str) -> None:
@@ -240,12 +241,12 @@ def _check_shared_convs(shared_convs: Optional[int], ref_name: str, ref: nn.Modu
         raise ValueError(f'partition_heads: shared_convs must be an int >= 1 (the number of '
                          f'leading tower convs the heads share) or None (all), but got '
                          f'{shared_convs!r}')
-    lengths = {len(chain) for part in TOWERS for chain in _chains(getattr(ref, part))}
-    if shared_convs > min(lengths, default=0):
+    most = min((len(chain) for part in TOWERS for chain in _chains(getattr(ref, part))),
+               default=0)
+    if shared_convs > most:
         raise ValueError(f'partition_heads: shared_convs={shared_convs} but the towers of '
-                         f'heads["{ref_name}"] ({type(ref).__name__}) have '
-                         f'{min(lengths, default=0)} convs (stacked_convs); give at most '
-                         f'{min(lengths, default=0)}')
+                         f'heads["{ref_name}"] ({type(ref).__name__}) have {most} convs '
+                         f'(stacked_convs); give at most {most}')
 
 
 def partition_heads(heads: nn.ModuleDict, share_box: bool = False,
