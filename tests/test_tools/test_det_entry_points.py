@@ -324,3 +324,41 @@ def _check_drawing(records, data):
     assert 'person' in preds and len(preds) >= 2  # both heads' boxes, named in unified classes
     assert len(set(colour_of.values())) == len(colour_of)
     return want
+
+
+@pytest.mark.slow
+@torch.no_grad()
+def test_partitioned_heads_at_mmdet_doors(synthetic_root, tmp_path):
+    """Partitioned heads with an own last tower conv (issue 14, ``shared_convs=1``) through
+    mmdet's own tools/train.py and tools/test.py --show-dir, and the checkpoint through
+    DetInferencer: the stand-ins stay out of the checkpoint, each head's own conv is in it,
+    and the merged predictions are in the unified classes, as init_detector gives them."""
+    import glob
+
+    from mmdet.apis import DetInferencer, inference_detector, init_detector
+    from conftest import run_tool
+    stock = osp.join(osp.dirname(mmdet.__file__), '.mim', 'tools')
+    work = str(tmp_path)
+    cfg = _runner_cfg(synthetic_root, work)
+    cfg.custom_imports = dict(imports=['mtl_plugin'], allow_failed_imports=False)  # as users'
+    cfg.default_hooks.visualization = dict(type='DetVisualizationHook')  # for --show-dir
+    cfg.model.partition_heads = dict(shared_convs=1)
+    for head in cfg.model.heads.values():
+        head.stacked_convs = 2
+    config = str(tmp_path / 'partitioned.py')
+    cfg.dump(config)
+    run_tool([PYTHON, osp.join(stock, 'train.py'), config, '--work-dir', work])
+    ckpt = osp.join(work, 'iter_1.pth')
+    keys = torch.load(ckpt, weights_only=False)['state_dict']
+    assert 'heads.person.cls_convs.1.conv.weight' in keys  # its own last conv
+    assert not any(k.startswith('heads.person.cls_convs.0.') for k in keys)  # shared
+    res = run_tool([PYTHON, osp.join(stock, 'test.py'), config, ckpt, '--work-dir', work,
+                    '--show-dir', 'vis'])
+    assert res.stdout.count('Average Precision  (AP) @[ IoU=0.50:0.95') >= 2  # per dataset
+    assert glob.glob(osp.join(work, '*', 'vis', '*.*g'))
+    img = _image(synthetic_root, 'animal')
+    inferencer = DetInferencer(model=config, weights=ckpt, device='cpu')
+    assert inferencer.model.dataset_meta['classes'] == UNIFIED
+    got = inferencer(img, return_datasamples=True)['predictions'][0].pred_instances
+    want = inference_detector(init_detector(config, ckpt, device='cpu'), img).pred_instances
+    assert torch.equal(got.bboxes, want.bboxes) and torch.equal(got.labels, want.labels)
